@@ -1,0 +1,196 @@
+"""Lightning `DataModule` over a `NeuralDataset` file: train / val / test loaders.
+
+The validation set is carved deterministically from the training stimuli (whole stimuli,
+so repeats of one image never straddle train and val). ``control="shuffle"`` pairs the
+training and validation responses with the wrong stimuli (a seeded permutation): a model
+trained that way measures the chance level of a pipeline. Test pairs are never shuffled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from neuralsight.data.dataset import NeuralDataset
+from neuralsight.data.views import PairDataset
+
+Control = Literal["none", "shuffle"]
+IN_MEMORY_LIMIT_BYTES = 2 * 2**30
+
+
+def carve_validation(
+    stimulus_id: np.ndarray, train_trials: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training trials into (train, val) by whole stimuli, deterministically.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr, va = carve_validation(np.arange(10), np.arange(10), 0.2, seed=0)
+    >>> len(tr), len(va), set(tr) & set(va)
+    (8, 2, set())
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in [0, 1), found {fraction}")
+    stimuli = np.unique(stimulus_id[train_trials])
+    n_val = round(fraction * len(stimuli)) if len(stimuli) > 1 else 0
+    val_stimuli = np.random.default_rng(seed).permutation(stimuli)[:n_val]
+    is_val = np.isin(stimulus_id[train_trials], val_stimuli)
+    return train_trials[~is_val], train_trials[is_val]
+
+
+class NeuralDataModule(L.LightningDataModule):
+    """Train / val / test loaders of (responses, image) pairs from one dataset file.
+
+    Parameters
+    ----------
+    path
+        A dataset file written by `NeuralDataset.save` (or pass ``dataset``).
+    batch_size
+        Items per batch.
+    val_fraction
+        Fraction of training stimuli held out for validation.
+    average_repeats
+        Average repeated trials of one stimulus into one item (train, val and test).
+    control
+        ``"none"`` or ``"shuffle"`` (responses paired with the wrong stimuli in train/val).
+    num_workers
+        DataLoader worker processes (a lazily opened file is re-opened in each).
+    in_memory
+        Read the file into memory first; ``None`` decides by size (under 2 GiB).
+    seed
+        Seed of the validation carve and of the shuffle control.
+    dataset
+        An in-memory `NeuralDataset` instead of ``path`` (API use).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = NeuralDataset.from_arrays(np.ones((20, 3), np.float32), np.zeros((20, 1, 4, 4), np.float32))
+    >>> dm = NeuralDataModule(dataset=ds, batch_size=4)
+    >>> dm.setup("fit"); len(dm.train_set), len(dm.val_set), dm.n_inputs
+    (18, 2, 3)
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        average_repeats: bool = False,
+        control: Control = "none",
+        num_workers: int = 0,
+        in_memory: bool | None = None,
+        seed: int = 0,
+        dataset: NeuralDataset | None = None,
+    ) -> None:
+        super().__init__()
+        if (path is None) == (dataset is None):
+            raise ValueError("give exactly one of 'path' (a dataset file) or 'dataset'")
+        if control not in ("none", "shuffle"):
+            raise ValueError(f"control must be 'none' or 'shuffle', found {control!r}")
+        self.save_hyperparameters(ignore=["dataset"])
+        self.dataset = dataset if dataset is not None else self._open(Path(path), in_memory)
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.average_repeats = average_repeats
+        self.control = control
+        self.num_workers = num_workers
+        self.seed = seed
+        self._sets: dict[str, PairDataset] = {}
+
+    @staticmethod
+    def _open(path: Path, in_memory: bool | None) -> NeuralDataset:
+        ds = NeuralDataset.open(path, lazy=True)
+        if in_memory is None:
+            nbytes = 4 * (np.prod(ds.responses.shape) + np.prod(ds.stimuli.shape))
+            in_memory = nbytes < IN_MEMORY_LIMIT_BYTES
+        return ds.to_memory() if in_memory else ds
+
+    @property
+    def n_inputs(self) -> int:
+        """Length of one flattened response vector (``n_units * n_bins``)."""
+        return self.dataset.n_units * self.dataset.n_bins
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of the stimuli."""
+        return self.dataset.image_shape
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._sets:
+            return
+        ds = self.dataset
+        train, val = carve_validation(
+            ds.stimulus_id, ds.trials("train"), self.val_fraction, self.seed
+        )
+        self._sets = {
+            "train": self._pairs(train, shuffle=self.control == "shuffle", offset=1),
+            "val": self._pairs(val, shuffle=self.control == "shuffle", offset=2),
+            "test": self._pairs(ds.trials("test"), shuffle=False, offset=0),
+        }
+
+    def _pairs(self, trials: np.ndarray, shuffle: bool, offset: int) -> PairDataset:
+        pairs = PairDataset(self.dataset, trials, average_repeats=self.average_repeats)
+        if shuffle and len(pairs) > 1:
+            rng = np.random.default_rng([self.seed, offset])
+            pairs.stimulus_index = pairs.stimulus_index[rng.permutation(len(pairs))]
+        return pairs
+
+    @property
+    def train_set(self) -> PairDataset:
+        self.setup()
+        return self._sets["train"]
+
+    @property
+    def val_set(self) -> PairDataset:
+        self.setup()
+        return self._sets["val"]
+
+    @property
+    def test_set(self) -> PairDataset:
+        self.setup()
+        return self._sets["test"]
+
+    def _loader(self, pairs: PairDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            pairs,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def response_stats(self, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of each flattened response feature over training items.
+
+        Read in blocks of ``block`` items, so a file larger than memory is fine.
+        """
+        pairs = self.train_set
+        total = np.zeros(self.n_inputs)
+        total_sq = np.zeros(self.n_inputs)
+        for start in range(0, len(pairs), block):
+            rows = pairs.responses_block(np.arange(start, min(start + block, len(pairs))))
+            total += rows.sum(axis=0, dtype=np.float64)
+            total_sq += np.square(rows, dtype=np.float64).sum(axis=0)
+        n = max(len(pairs), 1)
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+        return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)

@@ -1,0 +1,22 @@
+"""Readers: translate external recording formats into a `NeuralDataset`.
+
+Each format lives in its own module exposing ``read(paths: list[str], **options) ->
+NeuralDataset``; `READERS` maps the format name used by ``neuralsight convert`` to that
+module. Readers only translate: nothing downstream knows where data came from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from neuralsight.data.dataset import NeuralDataset
+
+READERS: dict[str, str] = {}
+
+
+def get_reader(fmt: str) -> Callable[..., NeuralDataset]:
+    """The ``read`` function of format ``fmt``; a clear error lists the known formats."""
+    if fmt not in READERS:
+        raise ValueError(f"unknown format '{fmt}'; known formats: {sorted(READERS)}")
+    return importlib.import_module(READERS[fmt]).read
