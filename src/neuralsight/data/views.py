@@ -9,6 +9,8 @@ is held in memory.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -96,7 +98,7 @@ class PairDataset(Dataset):
         flat = np.concatenate(groups)
         rows = _read_rows(self.dataset.responses, flat)
         bounds = np.cumsum([0] + [len(g) for g in groups])
-        return np.stack([rows[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+        return np.stack([rows[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
 
     def responses_block(self, items: np.ndarray) -> np.ndarray:
         """Responses of ``items`` flattened to ``[len(items), n_units * n_bins]`` (float32)."""
