@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 from neuralsight.data.dataset import NeuralDataset
 
-READERS: dict[str, str] = {}
+READERS: dict[str, str] = {
+    "nwb": "neuralsight.data.readers.nwb",
+    "tvsd": "neuralsight.data.readers.tvsd",
+    "sid_mat": "neuralsight.data.readers.sid_mat",
+    "fmri69": "neuralsight.data.readers.fmri69",
+    "npz": "neuralsight.data.readers.npz",
+    "npy_images": "neuralsight.data.readers.npz",
+}
 
 
 def get_reader(fmt: str) -> Callable[..., NeuralDataset]:
