@@ -2,7 +2,7 @@
 
 Each format lives in its own module exposing ``read(paths: list[str], **options) ->
 NeuralDataset``; `READERS` maps the format name used by ``neuralsight convert`` to that
-module. Readers only translate: nothing downstream knows where data came from.
+module (or to ``module:function`` where one module reads two layouts). Readers only translate: nothing downstream knows where data came from.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ READERS: dict[str, str] = {
     "sid_mat": "neuralsight.data.readers.sid_mat",
     "fmri69": "neuralsight.data.readers.fmri69",
     "npz": "neuralsight.data.readers.npz",
-    "npy_images": "neuralsight.data.readers.npz",
+    "npy_images": "neuralsight.data.readers.npz:read_npy_images",
 }
 
 
@@ -26,4 +26,5 @@ def get_reader(fmt: str) -> Callable[..., NeuralDataset]:
     """The ``read`` function of format ``fmt``; a clear error lists the known formats."""
     if fmt not in READERS:
         raise ValueError(f"unknown format '{fmt}'; known formats: {sorted(READERS)}")
-    return importlib.import_module(READERS[fmt]).read
+    module, _, function = READERS[fmt].partition(":")
+    return getattr(importlib.import_module(module), function or "read")
