@@ -178,19 +178,30 @@ class NeuralDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
 
-    def response_stats(self, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of each flattened response feature over training items.
+    def response_stats(self, block: int = 4096) -> dict[str, np.ndarray]:
+        """Per-feature ``mean``, ``std``, ``min`` and ``max`` of flattened training responses.
 
-        Read in blocks of ``block`` items, so a file larger than memory is fine.
+        Read in blocks of ``block`` items, so a file larger than memory is fine. A feature
+        that never varies gets ``std`` 1 (and ``max`` = ``min`` + 1) so scaling by it is safe.
         """
         pairs = self.train_set
         total = np.zeros(self.n_inputs)
         total_sq = np.zeros(self.n_inputs)
+        low = np.full(self.n_inputs, np.inf)
+        high = np.full(self.n_inputs, -np.inf)
         for start in range(0, len(pairs), block):
             rows = pairs.responses_block(np.arange(start, min(start + block, len(pairs))))
             total += rows.sum(axis=0, dtype=np.float64)
             total_sq += np.square(rows, dtype=np.float64).sum(axis=0)
+            low = np.minimum(low, rows.min(axis=0))
+            high = np.maximum(high, rows.max(axis=0))
         n = max(len(pairs), 1)
         mean = total / n
         std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
-        return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        constant = high - low <= 1e-8
+        return {
+            "mean": mean.astype(np.float32),
+            "std": np.where(std > 1e-8, std, 1.0).astype(np.float32),
+            "min": low.astype(np.float32),
+            "max": np.where(constant, low + 1.0, high).astype(np.float32),
+        }

@@ -235,7 +235,7 @@ class NeuralDataset:
                 f"{_where(src)}field 'units' lacks column(s) {missing}; "
                 f"found columns {list(self.units.columns)}"
             )
-        unknown = sorted(set(np.unique(self.split)) - set(SPLITS))
+        unknown = sorted({str(s) for s in np.unique(self.split)} - set(SPLITS))
         if unknown:
             raise DatasetError(
                 f"{_where(src)}field 'split' holds unknown value(s) {unknown}; "

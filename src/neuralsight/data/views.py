@@ -79,8 +79,7 @@ class PairDataset(Dataset):
         return self._dataset
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        responses, images = self.__getitems__([item])
-        return responses[0], images[0]
+        return self.__getitems__([item])[0]
 
     def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Read a whole batch at once: one sorted read from disk per field."""

@@ -1,1 +1,7 @@
-"""models/decoders."""
+"""Decoders: responses -> images, each a LightningModule with the same small surface."""
+
+from neuralsight.models.decoders.base import Decoder, ResponseScaler
+from neuralsight.models.decoders.ridge import RidgeDecoder
+from neuralsight.models.decoders.sid import SID, ImprovedSID
+
+__all__ = ["SID", "Decoder", "ImprovedSID", "ResponseScaler", "RidgeDecoder"]

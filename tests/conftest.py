@@ -1,0 +1,47 @@
+"""Shared fixtures: small in-memory datasets built from known linear encoders."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralsight.data import NeuralDataset
+
+
+def make_toy_dataset(
+    n_stimuli: int = 60,
+    n_units: int = 12,
+    n_bins: int = 2,
+    repeats: int = 1,
+    size: int = 8,
+    seed: int = 0,
+) -> NeuralDataset:
+    """Responses that are a fixed random linear function of the pixels, plus noise."""
+    rng = np.random.default_rng(seed)
+    stimuli = rng.random((n_stimuli, 1, size, size), dtype=np.float32)
+    weights = rng.normal(size=(size * size, n_units * n_bins)).astype(np.float32)
+    stimulus_id = np.repeat(np.arange(n_stimuli), repeats)
+    clean = stimuli.reshape(n_stimuli, -1) @ weights
+    responses = clean[stimulus_id] + 0.1 * rng.normal(size=(len(stimulus_id), n_units * n_bins))
+    n_test = max(1, n_stimuli // 6)
+    split = np.where(stimulus_id >= n_stimuli - n_test, "test", "train")
+    units = pd.DataFrame(
+        {
+            "unit_id": np.arange(n_units),
+            "area": ["V1"] * n_units,
+            "rf_x": np.linspace(-1, 1, n_units),
+        }
+    )
+    return NeuralDataset(
+        responses=responses.reshape(-1, n_units, n_bins).astype(np.float32),
+        stimuli=stimuli,
+        stimulus_id=stimulus_id,
+        units=units,
+        bin_edges_ms=np.linspace(0, 100, n_bins + 1),
+        split=split,
+        meta={"simulator": "toy-linear", "seed": seed},
+    )
+
+
+@pytest.fixture
+def toy_dataset() -> NeuralDataset:
+    return make_toy_dataset()
