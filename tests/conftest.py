@@ -14,10 +14,17 @@ def make_toy_dataset(
     repeats: int = 1,
     size: int = 8,
     seed: int = 0,
+    smooth: bool = False,
 ) -> NeuralDataset:
-    """Responses that are a fixed random linear function of the pixels, plus noise."""
+    """Responses that are a fixed random linear function of the pixels, plus noise.
+
+    ``smooth`` images are 4x4 random patterns upsampled to ``size`` (easy to decode).
+    """
     rng = np.random.default_rng(seed)
     stimuli = rng.random((n_stimuli, 1, size, size), dtype=np.float32)
+    if smooth:
+        coarse = rng.random((n_stimuli, 1, 4, 4), dtype=np.float32)
+        stimuli = np.kron(coarse, np.ones((size // 4, size // 4), np.float32))
     weights = rng.normal(size=(size * size, n_units * n_bins)).astype(np.float32)
     stimulus_id = np.repeat(np.arange(n_stimuli), repeats)
     clean = stimuli.reshape(n_stimuli, -1) @ weights

@@ -79,27 +79,30 @@ def test_sid_rejects_sizes_it_cannot_halve_four_times():
 
 
 @pytest.mark.parametrize(
-    "make_model",
+    ("make_model", "ratio"),
     [
-        lambda n, shape: SID(n_inputs=n, image_shape=shape),
-        lambda n, shape: ImprovedSID(n_inputs=n, image_shape=shape, base_channels=8, depth=2),
+        (lambda n, shape: SID(n_inputs=n, image_shape=shape), 0.9),
+        (
+            lambda n, shape: ImprovedSID(n_inputs=n, image_shape=shape, base_channels=8, depth=2),
+            0.5,
+        ),
     ],
 )
-def test_short_training_lowers_the_loss(make_model):
+def test_short_training_lowers_the_training_loss(make_model, ratio):
     torch.manual_seed(0)
-    ds = make_toy_dataset(n_stimuli=96, n_units=30, n_bins=1, size=16)
+    ds = make_toy_dataset(n_stimuli=96, n_units=40, n_bins=1, size=16, smooth=True)
     dm = NeuralDataModule(dataset=ds, batch_size=16)
     model = make_model(dm.n_inputs, dm.image_shape)
     dm.setup()
     model.scaler.fit(dm.response_stats())
-    responses, images = next(iter(dm.val_dataloader()))
+    responses, images = (torch.stack(t) for t in zip(*dm.train_set.__getitems__(list(range(32)))))
     model.eval()
     before = torch.nn.functional.mse_loss(model(responses), images).item()
     model.train()
     _trainer(max_epochs=8).fit(model, dm)
     model.eval()
     after = torch.nn.functional.mse_loss(model(responses), images).item()
-    assert after < 0.7 * before
+    assert after < ratio * before
 
 
 def test_scaler_rejects_the_wrong_number_of_features():

@@ -8,8 +8,11 @@ the output and Adam (lr 1e-3). Departures, each forced by generality:
   flattened into the input vector;
 - responses are min-max scaled on the training split, as the reference does with
   scikit-learn's ``MinMaxScaler``;
-- the reference's output is a BatchNorm with no activation; we keep it and clip
-  reconstructions to [0, 1] at inference only, so metrics see valid images.
+- the reference's output is a BatchNorm with no activation; it is available as
+  ``output="batchnorm"``, but the default is a sigmoid: after six dropout layers the output
+  BatchNorm's running statistics mis-scale eval-mode outputs on short runs (see
+  `neuralsight.models.blocks.autoencoder`). Reconstructions are clipped to [0, 1] at
+  inference either way.
 
 `ImprovedSID` is our own model, not the published one. Measured on this machine, the
 published SID underfits in a few CPU minutes and loses to the ridge baseline. The improved
@@ -20,6 +23,8 @@ learning-rate schedule and channels-last memory layout.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
@@ -42,6 +47,8 @@ class SID(Decoder):
         Adam learning rate (the reference uses Keras' default, 1e-3).
     scaling
         Response scaling; ``"minmax"`` as in the reference.
+    output
+        Output head: ``"sigmoid"`` (default) or ``"batchnorm"`` (the reference's).
 
     Examples
     --------
@@ -57,11 +64,12 @@ class SID(Decoder):
         image_shape: tuple[int, int, int],
         lr: float = 1e-3,
         scaling: Scaling = "minmax",
+        output: Literal["sigmoid", "batchnorm"] = "sigmoid",
     ) -> None:
         super().__init__(n_inputs, image_shape, scaling)
         self.save_hyperparameters()
         self.converter = SpikeToImageConverter(self.n_inputs, self.image_shape)
-        self.autoencoder = SIDAutoencoder(self.image_shape[0])
+        self.autoencoder = SIDAutoencoder(self.image_shape[0], output=output)
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         return self.autoencoder(self.converter(features))
