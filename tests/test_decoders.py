@@ -4,6 +4,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from conftest import make_toy_dataset
 from neuralsight.data import NeuralDataModule
@@ -95,7 +96,7 @@ def test_short_training_lowers_the_training_loss(make_model, ratio):
     model = make_model(dm.n_inputs, dm.image_shape)
     dm.setup()
     model.scaler.fit(dm.response_stats())
-    responses, images = (torch.stack(t) for t in zip(*dm.train_set.__getitems__(list(range(32)))))
+    responses, images = next(iter(DataLoader(dm.train_set, batch_size=32)))
     model.eval()
     before = torch.nn.functional.mse_loss(model(responses), images).item()
     model.train()
