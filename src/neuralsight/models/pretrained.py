@@ -140,7 +140,8 @@ def _load_state_dict_file(name: str, path: Path) -> nn.Module:
         ) from err
     if not isinstance(state, dict):
         raise RuntimeError(
-            f"{path}: expected a {name} state dict (a dict of tensors), found {type(state).__name__}"
+            f"{path}: expected a {name} state dict (a dict of tensors), "
+            f"found {type(state).__name__}"
         )
     network = _random_network(name)
     missing, unexpected = network.load_state_dict(state, strict=False)
