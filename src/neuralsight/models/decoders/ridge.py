@@ -1,15 +1,16 @@
 """The ridge baseline: a linear map from responses to pixels, solved in closed form.
 
-The Trainer streams the training split once (``max_epochs=1``) while the decoder sums the
-sufficient statistics ``X'X``, ``X'Y`` (centred); then one eigendecomposition of ``X'X``
-gives the solution for every regularisation strength at once. The validation split picks
-the strength with the lowest pixel MSE. Every other decoder must beat this one.
+`RidgeSolver` sums the sufficient statistics ``X'X``, ``X'Y`` (centred) batch by batch; one
+eigendecomposition of ``X'X`` then gives the solution for every regularisation strength at
+once, and held-out batches score them all. `RidgeDecoder` runs it under the Trainer: one
+epoch (``max_epochs=1``) streams the training split, the validation split picks the
+strength with the lowest pixel MSE. Every other decoder must beat this one.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +19,107 @@ from torch import nn
 from neuralsight.models.decoders.base import Decoder, Scaling
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 6, 15))
+
+
+class RidgeSolver:
+    """Closed-form ridge regression for all strengths in ``alphas`` from streamed batches.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(100, 3, dtype=torch.float64)
+    >>> solver = RidgeSolver([1e-6])
+    >>> solver.add(x, x @ torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64) + 5)
+    >>> solver.solve()
+    >>> weights, bias = solver.weights(1e-6)
+    >>> [round(float(w), 3) for w in weights[:, 0]], round(float(bias[0]), 3)
+    ([1.0, 2.0, 3.0], 5.0)
+    """
+
+    def __init__(self, alphas: Sequence[float]) -> None:
+        self.alphas = torch.as_tensor(list(alphas), dtype=torch.float64)
+        self.n = 0
+        self._sums: list[torch.Tensor] | None = None
+        self._solution: dict[str, torch.Tensor] | None = None
+        self.sse = torch.zeros_like(self.alphas)
+        self.n_scored = 0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Accumulate a batch of inputs ``[B, n_in]`` and targets ``[B, n_out]``."""
+        x, y = x.double(), y.double()
+        batch = [x.sum(0), y.sum(0), x.T @ x, x.T @ y]
+        self._sums = (
+            batch if self._sums is None else [a + b for a, b in zip(self._sums, batch, strict=True)]
+        )
+        self.n += len(x)
+
+    @property
+    def has_data(self) -> bool:
+        return self.n > 0
+
+    def solve(self) -> None:
+        """Eigendecompose the centred ``X'X``; afterwards `weights` and `score` work."""
+        if not self.has_data:
+            raise RuntimeError("RidgeSolver.solve: no training batches were added")
+        sum_x, sum_y, xx, xy = self._sums
+        mean_x, mean_y = sum_x / self.n, sum_y / self.n
+        eigvals, eigvecs = torch.linalg.eigh(xx - self.n * torch.outer(mean_x, mean_x))
+        self._solution = {
+            "eigvals": eigvals.clamp_min(0),
+            "eigvecs": eigvecs,
+            "projected": eigvecs.T @ (xy - self.n * torch.outer(mean_x, mean_y)),
+            "mean_x": mean_x,
+            "mean_y": mean_y,
+        }
+        self.sse.zero_()
+        self.n_scored = 0
+
+    def score(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Add the squared error of every strength on a held-out batch."""
+        s = self._solution
+        z = (x.double() - s["mean_x"]) @ s["eigvecs"]
+        target = y.double() - s["mean_y"]
+        for k, alpha in enumerate(self.alphas):
+            pred = (z / (s["eigvals"] + alpha)) @ s["projected"]
+            self.sse[k] += ((pred - target) ** 2).sum()
+        self.n_scored += target.numel()
+
+    def best_alpha(self) -> float:
+        """The strength with the lowest held-out error (the grid's middle if none was scored)."""
+        if self.n_scored == 0:
+            return float(self.alphas[len(self.alphas) // 2])
+        return float(self.alphas[int(torch.argmin(self.sse))])
+
+    def weights(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weights [n_in, n_out], bias [n_out])`` for strength ``alpha``."""
+        s = self._solution
+        weights = s["eigvecs"] @ (s["projected"] / (s["eigvals"] + alpha)[:, None])
+        return weights, s["mean_y"] - s["mean_x"] @ weights
+
+
+def fit_linear_layer(
+    layer: nn.Linear,
+    train_batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    val_batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+) -> float:
+    """Set ``layer`` to the ridge solution of (input, target) batches; returns the strength.
+
+    Inputs are ``[B, in_features]`` and targets anything that flattens to
+    ``[B, out_features]``. The strength is chosen on ``val_batches``.
+    """
+    solver = RidgeSolver(alphas)
+    for x, y in train_batches:
+        solver.add(x, y.flatten(1))
+    solver.solve()
+    for x, y in val_batches:
+        solver.score(x, y.flatten(1))
+    alpha = solver.best_alpha()
+    weights, bias = solver.weights(alpha)
+    with torch.no_grad():
+        layer.weight.copy_(weights.T.float())
+        layer.bias.copy_(bias.float())
+    return alpha
 
 
 class RidgeDecoder(Decoder):
@@ -60,101 +162,60 @@ class RidgeDecoder(Decoder):
         super().__init__(n_inputs, image_shape, scaling)
         self.save_hyperparameters()
         self.automatic_optimization = False
-        n_pixels = int(np.prod(self.image_shape))
-        self.linear = nn.Linear(self.n_inputs, n_pixels)
+        self.linear = nn.Linear(self.n_inputs, int(np.prod(self.image_shape)))
         nn.init.zeros_(self.linear.weight)
-        self.register_buffer("alphas", torch.tensor(list(alphas), dtype=torch.float64))
         self.register_buffer("alpha", torch.tensor(float("nan"), dtype=torch.float64))
-        self._reset_statistics()
+        self.solver = RidgeSolver(alphas)
 
-    def _reset_statistics(self) -> None:
-        self._n = 0
-        self._sum_x: torch.Tensor | None = None
-        self._sum_y: torch.Tensor | None = None
-        self._xx: torch.Tensor | None = None
-        self._xy: torch.Tensor | None = None
-        self._solution: dict[str, torch.Tensor] | None = None
-        self._val_sse: torch.Tensor | None = None
-        self._val_count = 0
+    @property
+    def alphas(self) -> torch.Tensor:
+        return self.solver.alphas
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features).reshape(-1, *self.image_shape)
 
-    def configure_optimizers(self) -> None:
-        return None
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """A zero-learning-rate optimizer stepped once per batch, so the Trainer counts steps.
+
+        Nothing here has gradients; checkpointing and logging key on the step count.
+        """
+        return torch.optim.SGD(self.parameters(), lr=0.0)
 
     def on_train_epoch_start(self) -> None:
-        self._reset_statistics()
+        self.solver = RidgeSolver(self.solver.alphas)
 
     def training_step(self, batch, batch_idx: int) -> None:
         responses, images = batch
-        x = self.scaler(responses).double()
-        y = images.flatten(1).double()
-        if self._xx is None:
-            self._sum_x, self._sum_y = x.sum(0), y.sum(0)
-            self._xx, self._xy = x.T @ x, x.T @ y
-        else:
-            self._sum_x += x.sum(0)
-            self._sum_y += y.sum(0)
-            self._xx += x.T @ x
-            self._xy += x.T @ y
-        self._n += len(x)
+        self.solver.add(self.scaler(responses), images.flatten(1))
+        self.optimizers().step()
 
     def on_validation_epoch_start(self) -> None:
-        if self._xx is not None:
-            self._solve()
+        if self.solver.has_data:
+            self.solver.solve()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        if self.solver.has_data:
+            responses, images = batch
+            self.solver.score(self.scaler(responses), images.flatten(1))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.solver.n_scored:
+            self._set_weights(self.solver.best_alpha())
+            self.log("val_alpha", float(self.alpha))
+            self.log("val_loss", float(self.solver.sse.min()) / self.solver.n_scored)
 
     def on_train_epoch_end(self) -> None:
-        if self._solution is not None or torch.isnan(self.alpha):
-            self._solve()
-            self._set_weights(float(self.alphas[len(self.alphas) // 2]))
+        if self.solver.n_scored == 0:
+            self.solver.solve()
+            self._set_weights(self.solver.best_alpha())
             warnings.warn(
                 "RidgeDecoder: no validation data, regularisation set to the middle of the grid "
                 f"(alpha={float(self.alpha):g}); give the DataModule a val_fraction > 0",
                 stacklevel=1,
             )
-        self._solution = None
-
-    def _solve(self) -> None:
-        mean_x, mean_y = self._sum_x / self._n, self._sum_y / self._n
-        xx = self._xx - self._n * torch.outer(mean_x, mean_x)
-        xy = self._xy - self._n * torch.outer(mean_x, mean_y)
-        eigvals, eigvecs = torch.linalg.eigh(xx)
-        self._solution = {
-            "eigvals": eigvals.clamp_min(0),
-            "eigvecs": eigvecs,
-            "projected": eigvecs.T @ xy,
-            "mean_x": mean_x,
-            "mean_y": mean_y,
-        }
-        self._val_sse = torch.zeros_like(self.alphas)
-        self._val_count = 0
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        if self._solution is None:
-            return
-        responses, images = batch
-        s = self._solution
-        z = (self.scaler(responses).double() - s["mean_x"]) @ s["eigvecs"]
-        y = images.flatten(1).double() - s["mean_y"]
-        for k, alpha in enumerate(self.alphas):
-            pred = (z / (s["eigvals"] + alpha)) @ s["projected"]
-            self._val_sse[k] += ((pred - y) ** 2).sum()
-        self._val_count += y.numel()
-
-    def on_validation_epoch_end(self) -> None:
-        if self._solution is None or self._val_count == 0:
-            return
-        best = int(torch.argmin(self._val_sse))
-        self._set_weights(float(self.alphas[best]))
-        self.log("val_alpha", float(self.alpha))
-        self.log("val_loss", float(self._val_sse[best]) / self._val_count)
-        self._solution = None
 
     def _set_weights(self, alpha: float) -> None:
-        s = self._solution
-        weights = s["eigvecs"] @ (s["projected"] / (s["eigvals"] + alpha)[:, None])
-        bias = s["mean_y"] - s["mean_x"] @ weights
+        weights, bias = self.solver.weights(alpha)
         self.linear.weight.data.copy_(weights.T.float())
         self.linear.bias.data.copy_(bias.float())
         self.alpha.fill_(alpha)

@@ -17,9 +17,12 @@ the output and Adam (lr 1e-3). Departures, each forced by generality:
 `ImprovedSID` is our own model, not the published one. Measured on this machine, the
 published SID underfits in a few CPU minutes and loses to the ridge baseline. The improved
 model keeps SID's two stages but changes what the measurements supported: a linear
-converter trained towards the image too (a loss on the intermediate image), a U-Net with
-skips that predicts a residual over that intermediate image, no dropout, a one-cycle
-learning-rate schedule and channels-last memory layout.
+converter initialised at the ridge solution (closed form, on the training split, strength
+chosen on validation) and trained on towards the image (a loss on the intermediate image),
+a U-Net with skips whose zero-initialised output adds a residual to that intermediate
+image (so training starts at the ridge reconstruction and only refines it), no dropout, a
+one-cycle learning-rate schedule and channels-last memory layout. Without the ridge
+initialisation, 4 epochs on 6,000 natural crops left it below ridge (PixCorr .64 vs .73).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch import nn
 from neuralsight.models.blocks.autoencoder import SIDAutoencoder, SpikeToImageConverter
 from neuralsight.models.blocks.unet import UNet
 from neuralsight.models.decoders.base import Decoder, Scaling
+from neuralsight.models.decoders.ridge import fit_linear_layer
 
 
 class SID(Decoder):
@@ -89,10 +93,21 @@ class ImprovedSID(Decoder):
         ``(channels, height, width)``; height and width divisible by ``2**depth``.
     base_channels, depth
         U-Net width at full resolution and number of downsamplings.
+    hidden
+        Width of an optional nonlinear path of the converter (an MLP beside the linear map,
+        output layer zero-initialised); 0 (default) leaves it out. Measured on the demo's
+        natural scenes (8 training photographs) it overfit: PixCorr .712 with 1024 units
+        against .725 without.
     intermediate_weight
         Weight of the MSE between the converter's intermediate image and the stimulus.
+    converter_init
+        ``"ridge"``: set the converter to the closed-form ridge solution when training starts;
+        ``"random"``: PyTorch's default initialisation.
     lr, weight_decay
-        AdamW settings; the learning rate follows a one-cycle schedule over the run.
+        AdamW settings of the U-Net; the learning rate follows a one-cycle schedule.
+    converter_lr_scale
+        The converter's learning rate relative to ``lr`` (no weight decay): small, so
+        training refines the ridge solution instead of jolting it away.
     scaling
         Response scaling (z-score by default).
 
@@ -110,23 +125,54 @@ class ImprovedSID(Decoder):
         image_shape: tuple[int, int, int],
         base_channels: int = 32,
         depth: int = 3,
+        hidden: int = 0,
         intermediate_weight: float = 0.5,
+        converter_init: Literal["ridge", "random"] = "ridge",
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
+        converter_lr_scale: float = 0.03,
         scaling: Scaling = "zscore",
     ) -> None:
         super().__init__(n_inputs, image_shape, scaling)
         self.save_hyperparameters()
         channels = self.image_shape[0]
-        self.converter = nn.Linear(
-            self.n_inputs, channels * self.image_shape[1] * self.image_shape[2]
-        )
+        n_pixels = channels * self.image_shape[1] * self.image_shape[2]
+        self.converter = nn.Linear(self.n_inputs, n_pixels)
+        self.nonlinear = nn.Sequential()
+        if hidden:
+            self.nonlinear = nn.Sequential(
+                nn.Linear(self.n_inputs, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_pixels)
+            )
+            nn.init.zeros_(self.nonlinear[2].weight)
+            nn.init.zeros_(self.nonlinear[2].bias)
         self.refiner = UNet(channels, channels, base_channels=base_channels, depth=depth)
+        nn.init.zeros_(self.refiner.out.weight)
+        nn.init.zeros_(self.refiner.out.bias)
         self.refiner.to(memory_format=torch.channels_last)
+        self.register_buffer("converter_ready", torch.tensor(converter_init == "random"))
+
+    def on_fit_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        if bool(self.converter_ready) or datamodule is None:
+            return
+
+        def scaled(loader):
+            return ((self.scaler(r.to(self.device)), x.to(self.device)) for r, x in loader)
+
+        alpha = fit_linear_layer(
+            self.converter,
+            scaled(datamodule.train_dataloader()),
+            scaled(datamodule.val_dataloader()),
+        )
+        self.converter_ready.fill_(True)
+        self.print(f"ImprovedSID: converter set to the ridge solution (alpha={alpha:g})")
 
     def intermediate(self, features: torch.Tensor) -> torch.Tensor:
-        """The converter's coarse image, before refinement."""
-        return self.converter(features).reshape(-1, *self.image_shape)
+        """The converter's coarse image (linear path + nonlinear path), before refinement."""
+        coarse = self.converter(features)
+        if len(self.nonlinear):
+            coarse = coarse + self.nonlinear(features)
+        return coarse.reshape(-1, *self.image_shape)
 
     def _both(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         coarse = self.intermediate(features)
@@ -143,12 +189,21 @@ class ImprovedSID(Decoder):
         return loss + self.hparams.intermediate_weight * nn.functional.mse_loss(coarse, images)
 
     def configure_optimizers(self):
+        lr = self.hparams.lr
+        converter_lr = lr * self.hparams.converter_lr_scale
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            [
+                {
+                    "params": [*self.refiner.parameters(), *self.nonlinear.parameters()],
+                    "weight_decay": self.hparams.weight_decay,
+                },
+                {"params": self.converter.parameters(), "lr": converter_lr, "weight_decay": 0.0},
+            ],
+            lr=lr,
         )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=self.hparams.lr,
+            max_lr=[lr, converter_lr],
             total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
             pct_start=0.15,
         )

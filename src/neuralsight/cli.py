@@ -1,0 +1,197 @@
+"""The ``neuralsight`` command.
+
+- ``neuralsight fit | validate | test | predict --config configs/X.yaml``: LightningCLI over
+  any decoder and the `NeuralDataModule` (YAML configs under ``configs/``).
+- ``neuralsight simulate``: stimuli from a named source through a simulator, to a dataset file.
+- ``neuralsight evaluate``: a reconstructions file and its dataset to a metrics JSON.
+- ``neuralsight convert FORMAT PATH...``: an external recording to a dataset file.
+- ``neuralsight demo``: the main job, end to end on embedded data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``neuralsight`` command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        from neuralsight.lightning_cli import run_lightning_cli
+
+        run_lightning_cli(argv)
+        return 0
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "run"):
+        build_parser().print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralsight",
+        description="Reconstruct what an eye or a brain saw from neural activity, and back.",
+        epilog=f"Training commands ({', '.join(LIGHTNING_COMMANDS)}) take a LightningCLI "
+        "config: neuralsight fit --config configs/sid_retina_natural.yaml",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_simulate(commands)
+    _add_evaluate(commands)
+    _add_convert(commands)
+    _add_demo(commands)
+    for name in LIGHTNING_COMMANDS:
+        commands.add_parser(name, help=f"LightningCLI {name} (see neuralsight {name} --help)")
+    return parser
+
+
+def _add_simulate(commands) -> None:
+    p = commands.add_parser("simulate", help="simulate neural responses to images")
+    p.add_argument("--simulator", choices=("retina", "cortex"), default="retina")
+    p.add_argument(
+        "--source", default="natural", help="stimulus source (see neuralsight.data.sources)"
+    )
+    p.add_argument("--root", default=None, help="folder for the folder/mnist/cifar sources")
+    p.add_argument("--download", action="store_true", help="let torchvision sources download")
+    p.add_argument("--n-train", type=int, default=2000)
+    p.add_argument("--n-test", type=int, default=200)
+    p.add_argument("--size", type=int, default=64, help="image side in pixels")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    p.add_argument("--preset", default="realistic", help="retina preset (realistic, ln)")
+    p.add_argument("--cells", type=int, default=300, help="number of retinal ganglion cells")
+    p.add_argument("--repeats-train", type=int, default=1)
+    p.add_argument("--repeats-test", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="dataset file to write (.h5)")
+    p.set_defaults(run=_run_simulate)
+
+
+def _run_simulate(args) -> int:
+    from neuralsight.data.sources import make_stimuli
+
+    def stimuli(split: str, n: int):
+        return make_stimuli(
+            args.source,
+            n,
+            size=args.size,
+            channels=args.channels,
+            seed=args.seed,
+            split=split,
+            root=args.root,
+            download=args.download,
+        )
+
+    train, test = stimuli("train", args.n_train), stimuli("test", args.n_test)
+    if args.simulator == "retina":
+        from neuralsight.simulate.retina import simulate_retina
+
+        ds = simulate_retina(
+            train,
+            test,
+            preset=args.preset,
+            n_cells=args.cells,
+            seed=args.seed,
+            repeats_train=args.repeats_train,
+            repeats_test=args.repeats_test,
+        )
+    else:
+        from neuralsight.simulate.cortex import simulate_cortex
+
+        ds = simulate_cortex(train, test, repeats_test=args.repeats_test, seed=args.seed)
+    ds.meta["source"] = args.source
+    path = ds.save(args.out)
+    print(json.dumps({"out": str(path), **ds.summary()}, indent=2, default=str))
+    return 0
+
+
+def _add_evaluate(commands) -> None:
+    p = commands.add_parser("evaluate", help="score reconstructions against their dataset")
+    p.add_argument("--reconstructions", required=True, help="file written by neuralsight predict")
+    p.add_argument("--dataset", required=True, help="the dataset file the responses came from")
+    p.add_argument("--features", action="store_true", help="add AlexNet feature metrics")
+    p.add_argument("--weights", default="auto", help="AlexNet weights: auto, random or a path")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from neuralsight.data.dataset import NeuralDataset
+    from neuralsight.metrics.evaluate import evaluate_reconstructions, write_metrics_json
+
+    dataset = NeuralDataset.open(args.dataset)
+    metrics = evaluate_reconstructions(
+        args.reconstructions, dataset, features=args.features, weights=args.weights
+    )
+    write_metrics_json(args.out, metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _add_convert(commands) -> None:
+    p = commands.add_parser("convert", help="translate an external recording into a dataset file")
+    p.add_argument("format", help="nwb, tvsd, sid_mat, fmri69, npz or npy_images")
+    p.add_argument("paths", nargs="+", help="input file(s) of that format")
+    p.add_argument("--out", required=True, help="dataset file to write (.h5)")
+    p.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option, value parsed as YAML (repeatable), e.g. -o bin_ms=10",
+    )
+    p.set_defaults(run=_run_convert)
+
+
+def parse_options(pairs: Sequence[str]) -> dict:
+    """Parse ``KEY=VALUE`` strings, each value as YAML (numbers, lists, strings).
+
+    Examples
+    --------
+    >>> parse_options(["bin_ms=10", "window_ms=[0, 250]", "monkey=N"])
+    {'bin_ms': 10, 'window_ms': [0, 250], 'monkey': 'N'}
+    """
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"neuralsight convert: option {pair!r} is not KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def _run_convert(args) -> int:
+    from neuralsight.data.readers import get_reader
+
+    reader = get_reader(args.format)
+    ds = reader(list(args.paths), **parse_options(args.option))
+    path = ds.save(args.out)
+    print(json.dumps({"out": str(path), **ds.summary()}, indent=2, default=str))
+    return 0
+
+
+def _add_demo(commands) -> None:
+    p = commands.add_parser("demo", help="simulate, train, evaluate and draw, end to end")
+    p.add_argument("--out", default="outputs/demo", help="output folder")
+    p.add_argument("--quick", action="store_true", help="a tiny run (seconds) for smoke tests")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from neuralsight.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

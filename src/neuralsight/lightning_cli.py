@@ -1,0 +1,69 @@
+"""LightningCLI for ``neuralsight fit | validate | test | predict``.
+
+Any decoder class can be named in a YAML config (``model.class_path``); the decoder's
+``n_inputs`` and ``image_shape`` are taken from the DataModule, so a config names only what
+a person chooses. ``predict`` writes a reconstructions file that ``neuralsight evaluate``
+scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import LightningCLI
+
+from neuralsight.data.datamodule import NeuralDataModule
+from neuralsight.models.decoders.base import Decoder
+
+
+class ReconstructionWriter(BasePredictionWriter):
+    """Writes all predicted images of an epoch, with their stimulus ids, to one ``.npz`` file."""
+
+    def __init__(self, path: str = "reconstructions.npz") -> None:
+        super().__init__(write_interval="epoch")
+        self.path = path
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        from neuralsight.metrics.evaluate import save_reconstructions
+
+        images = torch.cat([torch.as_tensor(p) for p in predictions]).float().numpy()
+        datamodule = trainer.datamodule
+        stimulus_id = np.asarray(datamodule.test_set.stimulus_index[: len(images)])
+        meta = {
+            "model": type(pl_module).__name__,
+            "dataset": datamodule.dataset.source,
+            "control": datamodule.control,
+        }
+        save_reconstructions(self.path, images, stimulus_id, meta)
+
+
+class NeuralSightCLI(LightningCLI):
+    """LightningCLI wired to neuralsight's decoders and DataModule."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.n_inputs", "model.init_args.n_inputs", apply_on="instantiate")
+        parser.link_arguments(
+            "data.image_shape", "model.init_args.image_shape", apply_on="instantiate"
+        )
+        parser.add_argument("--reconstructions", default=None, help="predict: .npz file to write")
+
+    def before_predict(self) -> None:
+        path = self.config["predict"].get("reconstructions") or str(
+            Path(self.trainer.default_root_dir) / "reconstructions.npz"
+        )
+        self.trainer.callbacks.append(ReconstructionWriter(path))
+
+
+def run_lightning_cli(argv: Sequence[str]) -> NeuralSightCLI:
+    """Run LightningCLI on ``argv`` (e.g. ``["fit", "--config", "configs/x.yaml"]``)."""
+    return NeuralSightCLI(
+        model_class=Decoder,
+        datamodule_class=NeuralDataModule,
+        subclass_mode_model=True,
+        args=list(argv),
+        save_config_kwargs={"overwrite": True},
+    )

@@ -1,0 +1,87 @@
+"""Figures a person would rather look at than read: reconstruction grids and metric bars."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Save ``fig`` atomically (temporary name, then rename) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _as_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    image = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+    if image.shape[0] == 1:
+        return image[0], "gray"
+    return np.transpose(image, (1, 2, 0)), None
+
+
+def reconstruction_grid(
+    rows: dict[str, np.ndarray], path: str | Path, n_columns: int = 10, title: str | None = None
+) -> Path:
+    """A grid of images: one row per entry of ``rows`` (e.g. stimuli, then one per model).
+
+    Each value is ``[n, C, H, W]`` in [0, 1]; the first ``n_columns`` images are shown.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> images = np.random.rand(4, 1, 8, 8)
+    >>> p = reconstruction_grid({"stimulus": images, "model": images},
+    ...                         os.path.join(tempfile.mkdtemp(), "grid.png"), n_columns=4)
+    >>> p.exists()
+    True
+    """
+    n_columns = min(n_columns, *(len(v) for v in rows.values()))
+    fig, axes = plt.subplots(
+        len(rows), n_columns, figsize=(1.1 * n_columns + 1.2, 1.15 * len(rows)), squeeze=False
+    )
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n_columns):
+            ax = axes[r, c]
+            picture, cmap = _as_display(images[c])
+            ax.imshow(picture, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.04, hspace=0.06)
+    return save_figure(fig, path)
+
+
+def metric_bars(
+    metrics: dict[str, dict[str, float]],
+    path: str | Path,
+    keys: tuple[str, ...] = ("ssim", "pixcorr"),
+) -> Path:
+    """Bar chart of ``metrics[model][key]`` for each key, models side by side."""
+    models = list(metrics)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        values = [metrics[m].get(key, np.nan) for m in models]
+        ax.bar(range(len(models)), values, color=plt.cm.tab10(np.arange(len(models)) % 10))
+        ax.set_xticks(range(len(models)), models, rotation=35, ha="right", fontsize=8)
+        ax.set_title(key)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,126 @@
+"""The neuralsight command on tiny inputs: simulate, fit/predict via LightningCLI, evaluate, convert."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from neuralsight.cli import main, parse_options
+from neuralsight.data import NeuralDataset
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    path = tmp_path / "tiny.h5"
+    main(
+        [
+            "simulate",
+            "--source",
+            "digits",
+            "--n-train",
+            "60",
+            "--n-test",
+            "12",
+            "--size",
+            "16",
+            "--cells",
+            "24",
+            "--seed",
+            "3",
+            "--out",
+            str(path),
+        ]
+    )
+    return path
+
+
+def test_simulate_writes_a_seeded_dataset(tiny_dataset, capsys):
+    ds = NeuralDataset.open(tiny_dataset)
+    assert (ds.n_trials, ds.n_units, ds.image_shape) == (72, 24, (1, 16, 16))
+    assert ds.meta["seed"] == 3 and ds.meta["source"] == "digits"
+    assert set(ds.units["area"]) == {"RGC-ON", "RGC-OFF"}
+
+
+def test_fit_predict_evaluate_round_trip(tiny_dataset, tmp_path):
+    config = {
+        "seed_everything": 0,
+        "model": {"class_path": "neuralsight.models.decoders.RidgeDecoder"},
+        "data": {"path": str(tiny_dataset), "batch_size": 16},
+        "trainer": {
+            "max_epochs": 1,
+            "accelerator": "cpu",
+            "logger": False,
+            "enable_progress_bar": False,
+            "default_root_dir": str(tmp_path / "run"),
+        },
+    }
+    config_path = tmp_path / "ridge.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(config_path)])
+    checkpoints = list((tmp_path / "run").rglob("*.ckpt"))
+    assert len(checkpoints) == 1
+    recon = tmp_path / "recon.npz"
+    main(
+        [
+            "predict",
+            "--config",
+            str(config_path),
+            "--ckpt_path",
+            str(checkpoints[0]),
+            "--reconstructions",
+            str(recon),
+        ]
+    )
+    out = tmp_path / "metrics.json"
+    main(
+        [
+            "evaluate",
+            "--reconstructions",
+            str(recon),
+            "--dataset",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+        ]
+    )
+    metrics = json.loads(out.read_text())
+    assert 0 < metrics["image"]["ssim"] <= 1 and -1 <= metrics["image"]["pixcorr"] <= 1
+    assert metrics["meta"]["model"] == "RidgeDecoder"
+
+
+def test_convert_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "rec.npz"
+    np.savez(
+        src,
+        responses=rng.poisson(2, (10, 5)).astype(np.float32),
+        stimuli=rng.integers(0, 255, (10, 8, 8), dtype=np.uint8),
+    )
+    out = tmp_path / "rec.h5"
+    main(["convert", "npz", str(src), "--out", str(out)])
+    ds = NeuralDataset.open(out)
+    assert (ds.n_trials, ds.n_units) == (10, 5)
+
+
+def test_convert_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="unknown format 'xls'"):
+        main(["convert", "xls", "a.xls", "--out", str(tmp_path / "x.h5")])
+
+
+def test_parse_options_reads_yaml_values():
+    assert parse_options(["window_ms=[0, 250]", "bin_ms=10"]) == {
+        "window_ms": [0, 250],
+        "bin_ms": 10,
+    }
+    with pytest.raises(SystemExit, match="not KEY=VALUE"):
+        parse_options(["bin_ms"])
+
+
+def test_quick_demo_writes_its_outputs(tmp_path):
+    main(["demo", "--quick", "--out", str(tmp_path)])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) >= {"ridge", "sid", "improved_sid", "mean_image", "shuffled"}
+    assert set(metrics["ridge"]) == {"mse", "psnr", "ssim", "pixcorr"}
+    assert (tmp_path / "reconstructions.png").stat().st_size > 1000
+    assert (tmp_path / "dataset.h5").exists()
