@@ -43,9 +43,9 @@ Noise
 
 Units
     Coordinates (``rf_x``, ``rf_y``, ``rf_sigma``) are normalised image coordinates in
-    [-1, 1]: x from -1 (left column) to +1 (right column), y from -1 (top row) to +1 (bottom
-    row), so lower visual field means ``rf_y > 0`` (the ``torch.nn.functional.grid_sample``
-    convention with ``align_corners=True``). With ``field_of_view_deg`` the table also has
+    [-1, 1]: x from -1 (left image edge) to +1 (right edge), y from -1 (top edge) to +1
+    (bottom edge), pixel k of n centred at -1 + (2k + 1) / n, so lower visual field means ``rf_y > 0`` (the ``torch.nn.functional.grid_sample``
+    convention with ``align_corners=False``). With ``field_of_view_deg`` the table also has
     ``rf_x_deg``, ``rf_y_deg``, ``rf_sigma_deg`` (same axes, image width = field of view).
     Responses are normalised MUA in the spirit of the TVSD's normMUA: baseline-subtracted
     (pre-stimulus mean 0) and divided by the electrode's mean noiseless peak response to a
@@ -79,7 +79,7 @@ MODES = ("timecourse", "window")
 LAYOUTS = ("tvsd", "spread")
 RF_UNITS = (
     "normalised [-1, 1] image coordinates: x -1 left to +1 right, y -1 top to +1 bottom "
-    "(grid_sample, align_corners=True); rf_sigma in the same units"
+    "(grid_sample, align_corners=False); rf_sigma in the same units"
 )
 RESPONSE_UNITS = (
     "normalised MUA (baseline-subtracted, divided by the electrode's mean noiseless peak "
@@ -1166,7 +1166,8 @@ def _electrode_grid(n: int) -> np.ndarray:
 
 def _pixel_centres(image_size: int, factor: int) -> np.ndarray:
     """Normalised coordinates of pixel centres after average-pooling by ``factor``."""
-    return np.linspace(-1, 1, image_size).reshape(-1, factor).mean(1)
+    centres = -1.0 + (2.0 * np.arange(image_size) + 1.0) / image_size
+    return centres.reshape(-1, factor).mean(1)
 
 
 def _centred_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
