@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.views import PairDataset
+from neuralsight.models.inference import optimize_for_inference
 
 Scaling = Literal["zscore", "minmax"]
 
@@ -124,6 +125,24 @@ class Decoder(L.LightningModule):
         responses = batch[0] if isinstance(batch, list | tuple) else batch
         return self(responses).clamp(0, 1)
 
+    def optimize_for_inference(self) -> Decoder:
+        """An eval-mode copy for fast inference: BatchNorm folded, channels-last convs.
+
+        See `neuralsight.models.inference.optimize_for_inference`; this decoder is left
+        untouched. `reconstruct` runs through such a copy.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from neuralsight.models.decoders import SID
+        >>> model = SID(n_inputs=20, image_shape=(1, 32, 32))
+        >>> fast = model.optimize_for_inference()
+        >>> x = torch.rand(3, 20, 1)
+        >>> bool((fast(x) - model.eval()(x)).abs().max() < 1e-4)
+        True
+        """
+        return optimize_for_inference(self)
+
     @torch.inference_mode()
     def reconstruct(
         self,
@@ -132,6 +151,8 @@ class Decoder(L.LightningModule):
         batch_size: int = 256,
     ) -> np.ndarray:
         """Reconstruct images from responses, batched, without gradients, in eval mode.
+
+        Runs the fast path of `optimize_for_inference` (the decoder itself is not changed).
 
         ``data`` is a `NeuralDataset` (its ``split`` trials are decoded), a `PairDataset`, or
         a responses array ``[n, n_units, n_bins]`` / ``[n, n_units * n_bins]``. Returns
@@ -144,11 +165,9 @@ class Decoder(L.LightningModule):
         else:
             responses = torch.as_tensor(np.asarray(data), dtype=torch.float32)
             batches = responses.split(batch_size)
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = [self(r.to(device)).clamp(0, 1).float().cpu() for r in batches]
-        self.train(was_training)
+        fast = self.optimize_for_inference()
+        device = next(fast.parameters()).device
+        out = [fast(r.to(device)).clamp(0, 1).float().cpu().contiguous() for r in batches]
         return torch.cat(out).numpy() if out else np.zeros((0, *self.image_shape), np.float32)
 
 
