@@ -1,7 +1,8 @@
 """Decoders: responses -> images, each a LightningModule with the same small surface."""
 
 from neuralsight.models.decoders.base import Decoder, ResponseScaler
+from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.models.decoders.ridge import RidgeDecoder
 from neuralsight.models.decoders.sid import SID, ImprovedSID
 
-__all__ = ["SID", "Decoder", "ImprovedSID", "ResponseScaler", "RidgeDecoder"]
+__all__ = ["SID", "Decoder", "ImprovedSID", "MonkeySee", "ResponseScaler", "RidgeDecoder"]
