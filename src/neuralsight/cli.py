@@ -3,14 +3,19 @@
 - ``neuralsight fit | validate | test | predict --config configs/X.yaml``: LightningCLI over
   any decoder and the `NeuralDataModule` (YAML configs under ``configs/``).
 - ``neuralsight simulate``: stimuli from a named source through a simulator, to a dataset file.
-- ``neuralsight evaluate``: a reconstructions file and its dataset to a metrics JSON.
+- ``neuralsight evaluate``: a reconstructions file and its dataset to a metrics JSON, which
+  records the control the decoder was trained under (``none``, ``shuffle``; ``unknown``
+  where the file does not say).
 - ``neuralsight convert FORMAT PATH...``: an external recording to a dataset file.
 - ``neuralsight demo``: the main job, end to end on embedded data.
+- ``neuralsight stream``: a video encoded to spikes and decoded frame by frame, timed, to MP4.
+- ``neuralsight report RUN_DIR``: one self-contained HTML page for a run folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -48,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_convert(commands)
     _add_demo(commands)
+    _add_stream(commands)
+    _add_report(commands)
     for name in LIGHTNING_COMMANDS:
         commands.add_parser(name, help=f"LightningCLI {name} (see neuralsight {name} --help)")
     return parser
@@ -130,6 +137,7 @@ def _run_evaluate(args) -> int:
     metrics = evaluate_reconstructions(
         args.reconstructions, dataset, features=args.features, weights=args.weights
     )
+    metrics["control"] = metrics["meta"].get("control", "unknown")
     write_metrics_json(args.out, metrics)
     print(json.dumps(metrics, indent=2))
     return 0
@@ -190,6 +198,80 @@ def _run_demo(args) -> int:
     from neuralsight.demo import run_demo
 
     run_demo(Path(args.out), quick=args.quick, seed=args.seed)
+    return 0
+
+
+def _add_stream(commands) -> None:
+    p = commands.add_parser(
+        "stream", help="encode a video to spikes and decode it frame by frame, timed, to MP4"
+    )
+    p.add_argument("--video", default="synthetic", help="video file, frame folder or 'synthetic'")
+    p.add_argument("--model", default=None, help="VideoSID checkpoint; omit to train one now")
+    p.add_argument("--out", required=True, help="side-by-side MP4 to write")
+    p.add_argument("--frames", type=int, default=None, help="at most this many frames")
+    p.add_argument("--device", default="cpu", help="decoder device (cpu, cuda)")
+    p.add_argument("--live", choices=("auto", "on", "off"), default="auto", help="live window")
+    p.add_argument("--threads", type=int, default=1, help="torch threads while streaming")
+    p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("training on the fly (without --model)")
+    g.add_argument("--size", type=int, default=64, help="frame side in pixels")
+    g.add_argument("--cells", type=int, default=300, help="number of ganglion cells")
+    g.add_argument("--context", type=int, default=4, help="frame bins per decoder input")
+    g.add_argument("--train-videos", type=int, default=6)
+    g.add_argument("--train-frames", type=int, default=200)
+    g.add_argument("--epochs", type=int, default=2)
+    g.add_argument("--base-channels", type=int, default=16)
+    g.add_argument("--save-model", default=None, help="save the trained model here (.ckpt)")
+    p.set_defaults(run=_run_stream)
+
+
+def _run_stream(args) -> int:
+    from neuralsight.video.stream import (
+        load_stream_model,
+        source_frames,
+        stream_video,
+        train_stream_model,
+    )
+
+    if args.model is not None:
+        model = load_stream_model(args.model)
+    else:
+        print(
+            "neuralsight stream: no --model, training a VideoSID on synthetic video",
+            file=sys.stderr,
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON result
+            model = train_stream_model(
+                size=args.size,
+                n_cells=args.cells,
+                context=args.context,
+                n_videos=args.train_videos,
+                n_frames=args.train_frames,
+                epochs=args.epochs,
+                base_channels=args.base_channels,
+                seed=args.seed,
+                checkpoint=args.save_model,
+            )
+    frames, fps = source_frames(args.video, model, max_frames=args.frames, seed=args.seed)
+    stats = stream_video(
+        frames, model, args.out, fps=fps, device=args.device, live=args.live, threads=args.threads
+    )
+    stats["model"] = args.model or "VideoSID trained on the fly on synthetic video"
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _add_report(commands) -> None:
+    p = commands.add_parser("report", help="write a self-contained HTML report of a run folder")
+    p.add_argument("run_dir", help="run folder (metrics.json, run.json, PNGs, checkpoints/logs)")
+    p.add_argument("--out", default=None, help="HTML file (default RUN_DIR/report.html)")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args) -> int:
+    from neuralsight.viz.report import write_report
+
+    print(write_report(args.run_dir, out=args.out))
     return 0
 
 
