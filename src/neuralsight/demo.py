@@ -1,15 +1,17 @@
 """The demo: retinal spikes to images, end to end, on data embedded in the installed packages.
 
 Natural-photograph crops (scikit-image's bundled photographs; the test crops come from
-photographs never used in training) are shown to a simulated retina of subunit ganglion
-cells; single-trial spike counts are decoded by the ridge baseline, the published SID and
+photographs never used in training) and, for training only, procedural dead-leaves scenes
+(a third of the training set: they teach generic image statistics instead of the content of
+eight photographs) are shown to a simulated retina of subunit ganglion cells; single-trial spike counts are decoded by the ridge baseline, the published SID and
 our improved SID; every model and two controls are scored on the held-out test split:
 
 - ``mean_image``: every reconstruction is the mean training image;
 - ``shuffled``: the improved SID retrained on responses shuffled across stimuli (chance).
 
-Writes ``metrics.json``, ``reconstructions.png``, ``metrics.png``, the dataset and the
-checkpoints into the output folder.
+Writes ``metrics.json`` (``{"<model>": {"mse", "psnr", "ssim", "pixcorr"}}``), ``run.json``
+(settings, seed, timing, data summary), ``reconstructions.png``, ``metrics.png``, the
+dataset, the reconstructions, the checkpoints and ``report.html`` into the output folder.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from neuralsight.models.decoders import SID, ImprovedSID, RidgeDecoder
 from neuralsight.simulate.retina import simulate_retina
 from neuralsight.train import fit
 from neuralsight.viz.figures import metric_bars, reconstruction_grid
+from neuralsight.viz.report import write_report
 
 console = Console()
 
@@ -41,24 +44,37 @@ class DemoSettings:
     """Sizes of the demo run; `QUICK` is a seconds-long smoke test of the same pipeline."""
 
     size: int = 32
-    n_train: int = 6000
+    n_train_natural: int = 12000
+    n_train_deadleaves: int = 6000
     n_test: int = 300
     n_cells: int = 300
-    sid_epochs: int = 3
-    improved_epochs: int = 3
+    sid_steps: int = 500
+    improved_epochs: int = 2
     batch_size: int = 64
     base_channels: int = 16
 
 
-QUICK = DemoSettings(n_train=160, n_test=20, n_cells=40, sid_epochs=1, improved_epochs=1)
+QUICK = DemoSettings(
+    n_train_natural=120,
+    n_train_deadleaves=40,
+    n_test=20,
+    n_cells=40,
+    sid_steps=3,
+    improved_epochs=1,
+)
 
 
 def make_demo_dataset(settings: DemoSettings, seed: int) -> NeuralDataset:
-    """Natural crops (train photographs / held-out test photographs) through the retina."""
-    train = make_stimuli("natural", settings.n_train, size=settings.size, seed=seed)
+    """Natural crops and dead leaves (train) / crops of held-out photographs (test) -> retina."""
+    train = np.concatenate(
+        [
+            make_stimuli("natural", settings.n_train_natural, size=settings.size, seed=seed),
+            make_stimuli("deadleaves", settings.n_train_deadleaves, size=settings.size, seed=seed),
+        ]
+    )
     test = make_stimuli("natural", settings.n_test, size=settings.size, seed=seed, split="test")
     dataset = simulate_retina(train, test, preset="realistic", n_cells=settings.n_cells, seed=seed)
-    dataset.meta["source"] = "natural"
+    dataset.meta["source"] = "natural (train: natural + deadleaves, test: held-out photographs)"
     return dataset
 
 
@@ -94,23 +110,23 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     )
     shape = dict(n_inputs=datamodule.n_inputs, image_shape=datamodule.image_shape)
     models = {
-        "ridge": (RidgeDecoder(**shape), datamodule, 1),
-        "sid": (SID(**shape), datamodule, settings.sid_epochs),
+        "ridge": (RidgeDecoder(**shape), datamodule, {"max_epochs": 1}),
+        "sid": (SID(**shape), datamodule, {"max_steps": settings.sid_steps}),
         "improved_sid": (
             ImprovedSID(**shape, base_channels=settings.base_channels),
             datamodule,
-            settings.improved_epochs,
+            {"max_epochs": settings.improved_epochs},
         ),
         "shuffled": (
             ImprovedSID(**shape, base_channels=settings.base_channels),
             shuffled_data,
-            settings.improved_epochs,
+            {"max_epochs": settings.improved_epochs},
         ),
     }
     reconstructions: dict[str, np.ndarray] = {}
-    for name, (model, data, epochs) in models.items():
-        console.rule(f"[bold]2. train {name} ({epochs} epoch{'s' * (epochs > 1)})")
-        fit(model, data, max_epochs=epochs, out_dir=out / "checkpoints", name=name)
+    for name, (model, data, budget) in models.items():
+        console.rule(f"[bold]2. train {name} ({', '.join(f'{k}={v}' for k, v in budget.items())})")
+        fit(model, data, **{"max_epochs": -1, **budget}, out_dir=out, name=name)
         reconstructions[name] = model.reconstruct(dataset, split="test")
         save_reconstructions(
             out / f"reconstructions_{name}.npz",
@@ -127,17 +143,16 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     metrics = {name: image_metrics(images, truth) for name, images in reconstructions.items()}
     order = ["ridge", "sid", "improved_sid", "mean_image", "shuffled"]
     metrics = {name: metrics[name] for name in order}
-    report = {
-        **metrics,
-        "_run": {
-            "settings": asdict(settings),
-            "seed": seed,
-            "seconds": round(time.perf_counter() - started, 1),
-            "test_trials": len(truth),
-            "note": "single trials, test crops from photographs unseen in training",
-        },
+    run = {
+        "settings": asdict(settings),
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
+        "test_trials": len(truth),
+        "dataset": dataset.summary(),
+        "note": "single trials; test crops from photographs unseen in training",
     }
-    write_metrics_json(out / "metrics.json", report)
+    write_metrics_json(out / "metrics.json", metrics)
+    write_metrics_json(out / "run.json", run)
     reconstruction_grid(
         {"stimulus": truth, **{name: reconstructions[name] for name in order}},
         out / "reconstructions.png",
@@ -145,9 +160,11 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     )
     metric_bars(metrics, out / "metrics.png", keys=("ssim", "pixcorr", "psnr"))
     _print_table(metrics)
+    report = write_report(out)
     console.print(
-        f"wrote {out}/metrics.json, reconstructions.png, metrics.png in {report['_run']['seconds']} s"
+        f"wrote metrics.json, run.json, reconstructions.png, metrics.png, {report.name} to {out}"
     )
+    console.print(f"demo finished in {run['seconds']} s")
     return metrics
 
 

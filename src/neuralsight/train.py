@@ -6,6 +6,7 @@ builds the same Trainer from YAML through LightningCLI.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -23,8 +24,9 @@ def make_trainer(
 ) -> L.Trainer:
     """A `lightning.Trainer` with neuralsight's defaults.
 
-    With ``out_dir`` the last checkpoint is written to ``out_dir/<name>.ckpt`` and metrics to
-    a CSV log under ``out_dir/logs/<name>``; without it nothing is written.
+    With ``out_dir`` the best checkpoint is written to ``out_dir/checkpoints/<name>.ckpt``
+    and metrics to a CSV log under ``out_dir/logs/<name>``; without it nothing is written.
+    Several models may share one ``out_dir``.
 
     Examples
     --------
@@ -37,8 +39,9 @@ def make_trainer(
     if out_dir is not None:
         out_dir = Path(out_dir)
         callbacks.append(
-            ModelCheckpoint(dirpath=out_dir, filename=name, save_last=False, save_top_k=1)
+            ModelCheckpoint(dirpath=out_dir / "checkpoints", filename=name, save_top_k=1)
         )
+        warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
         logger = L.pytorch.loggers.CSVLogger(out_dir / "logs", name=name, version="")
     trainer_kwargs.setdefault("accelerator", "auto")
     trainer_kwargs.setdefault("devices", 1)

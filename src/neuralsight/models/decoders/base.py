@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.views import PairDataset
+from neuralsight.metrics.image import image_metrics, pixcorr_per_image
 from neuralsight.models.inference import optimize_for_inference
 
 Scaling = Literal["zscore", "minmax"]
@@ -113,13 +114,13 @@ class Decoder(L.LightningModule):
         responses, images = batch
         recon = self(responses).clamp(0, 1)
         self.log("val_loss", nn.functional.mse_loss(recon, images), prog_bar=True)
-        self.log("val_pixcorr", _pixcorr(recon, images).mean(), prog_bar=True)
+        self.log("val_pixcorr", float(pixcorr_per_image(recon, images).mean()), prog_bar=True)
 
     def test_step(self, batch, batch_idx: int) -> None:
         responses, images = batch
         recon = self(responses).clamp(0, 1)
-        self.log("test_mse", nn.functional.mse_loss(recon, images))
-        self.log("test_pixcorr", _pixcorr(recon, images).mean())
+        for name, value in image_metrics(recon, images).items():
+            self.log(f"test_{name}", value, batch_size=len(images))
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         responses = batch[0] if isinstance(batch, list | tuple) else batch
@@ -169,11 +170,3 @@ class Decoder(L.LightningModule):
         device = next(fast.parameters()).device
         out = [fast(r.to(device)).clamp(0, 1).float().cpu().contiguous() for r in batches]
         return torch.cat(out).numpy() if out else np.zeros((0, *self.image_shape), np.float32)
-
-
-def _pixcorr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image Pearson correlation of flattened images (0 where either is constant)."""
-    a = a.flatten(1) - a.flatten(1).mean(1, keepdim=True)
-    b = b.flatten(1) - b.flatten(1).mean(1, keepdim=True)
-    denom = a.norm(dim=1) * b.norm(dim=1)
-    return torch.where(denom > 0, (a * b).sum(1) / denom.clamp_min(1e-12), torch.zeros_like(denom))
