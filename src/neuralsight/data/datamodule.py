@@ -4,6 +4,10 @@ The validation set is carved deterministically from the training stimuli (whole 
 so repeats of one image never straddle train and val). ``control="shuffle"`` pairs the
 training and validation responses with the wrong stimuli (a seeded permutation): a model
 trained that way measures the chance level of a pipeline. Test pairs are never shuffled.
+
+Training items are drawn in random order (``shuffle="random"``), or with
+``shuffle="chunks"`` chunk by chunk (`ChunkShuffleSampler`): from a lazily opened file each
+HDF5 chunk is then read once per epoch instead of once per batch that touches it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import Literal
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.views import PairDataset
 
 Control = Literal["none", "shuffle"]
+Shuffle = Literal["random", "chunks"]
 IN_MEMORY_LIMIT_BYTES = 2 * 2**30
 
 
@@ -41,6 +46,59 @@ def carve_validation(
     val_stimuli = np.random.default_rng(seed).permutation(stimuli)[:n_val]
     is_val = np.isin(stimulus_id[train_trials], val_stimuli)
     return train_trials[~is_val], train_trials[is_val]
+
+
+class ChunkShuffleSampler(Sampler[int]):
+    """A shuffled order of items that visits the HDF5 chunks holding them one window at a time.
+
+    Each epoch the chunks are put in random order and taken ``window`` at a time; the items
+    of the chunks in one window are shuffled together. A batch thus mixes items of up to
+    ``window`` chunks, and while a window's chunks fit the file's chunk cache each chunk is
+    read and decompressed once per epoch (a plain random order reads a chunk once for every
+    batch that touches it). The order differs from epoch to epoch (`set_epoch`, which
+    Lightning calls, or one step per iteration) and is seeded.
+
+    Parameters
+    ----------
+    chunk_of_item
+        The chunk (any integer label) holding each item.
+    window
+        Chunks whose items are shuffled together.
+    seed
+        Seed of the order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> order = list(ChunkShuffleSampler(np.arange(12) // 4, window=1))
+    >>> sorted(order) == list(range(12)), [len({i // 4 for i in order[k:k + 4]}) for k in (0, 4, 8)]
+    (True, [1, 1, 1])
+    """
+
+    def __init__(self, chunk_of_item: np.ndarray, window: int = 4, seed: int = 0) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1 chunk, found {window}")
+        labels, self._chunk = np.unique(np.asarray(chunk_of_item), return_inverse=True)
+        self._n_chunks = len(labels)
+        self.window = window
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of epoch ``epoch`` next."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._chunk)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        rank = np.empty(self._n_chunks, np.int64)
+        rank[rng.permutation(self._n_chunks)] = np.arange(self._n_chunks)
+        window_of_item = rank[self._chunk] // self.window
+        order = np.lexsort((rng.random(len(self._chunk)), window_of_item))
+        return iter(order.tolist())
 
 
 class NeuralDataModule(L.LightningDataModule):
@@ -66,6 +124,11 @@ class NeuralDataModule(L.LightningDataModule):
         Seed of the validation carve and of the shuffle control.
     dataset
         An in-memory `NeuralDataset` instead of ``path`` (API use).
+    shuffle
+        Order of training items: ``"random"``, or ``"chunks"`` (`ChunkShuffleSampler` over
+        the chunks of ``responses`` holding each item's first trial; faster from a lazily
+        opened file whose trials are stored in stimulus order, as readers and simulators
+        write them). In memory both give a random order.
 
     Examples
     --------
@@ -87,12 +150,15 @@ class NeuralDataModule(L.LightningDataModule):
         in_memory: bool | None = None,
         seed: int = 0,
         dataset: NeuralDataset | None = None,
+        shuffle: Shuffle = "random",
     ) -> None:
         super().__init__()
         if (path is None) == (dataset is None):
             raise ValueError("give exactly one of 'path' (a dataset file) or 'dataset'")
         if control not in ("none", "shuffle"):
             raise ValueError(f"control must be 'none' or 'shuffle', found {control!r}")
+        if shuffle not in ("random", "chunks"):
+            raise ValueError(f"shuffle must be 'random' or 'chunks', found {shuffle!r}")
         self.save_hyperparameters(ignore=["dataset"])
         self.dataset = dataset if dataset is not None else self._open(Path(path), in_memory)
         self.batch_size = batch_size
@@ -101,6 +167,7 @@ class NeuralDataModule(L.LightningDataModule):
         self.control = control
         self.num_workers = num_workers
         self.seed = seed
+        self.shuffle = shuffle
         self._sets: dict[str, PairDataset] = {}
 
     @staticmethod
@@ -157,14 +224,24 @@ class NeuralDataModule(L.LightningDataModule):
         return self._sets["test"]
 
     def _loader(self, pairs: PairDataset, shuffle: bool) -> DataLoader:
+        sampler = None
+        if shuffle and self.shuffle == "chunks":
+            sampler, shuffle = self._chunk_sampler(pairs), False
         return DataLoader(
             pairs,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=None,
         )
+
+    def _chunk_sampler(self, pairs: PairDataset) -> ChunkShuffleSampler:
+        responses = self.dataset.responses
+        rows = getattr(responses, "chunks", None)
+        first_trials = np.array([group[0] for group in pairs.groups], dtype=np.int64)
+        return ChunkShuffleSampler(first_trials // (rows[0] if rows else 1), seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

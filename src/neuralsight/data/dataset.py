@@ -14,7 +14,8 @@ A dataset pairs neural responses with the stimuli that evoked them:
 
 It is stored as one chunked, compressed HDF5 file with a schema version (`save`, `open`).
 `open` is lazy: responses and stimuli stay on disk until indexed, so a data set larger than
-memory streams.
+memory streams. `create` writes such a file block by block (a `DatasetWriter`), so one
+larger than memory can also be made.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pandas as pd
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
 REQUIRED_UNIT_COLUMNS = ("unit_id", "area")
+CHUNK_STIMULI = 16
 
 ArrayLike = np.ndarray | h5py.Dataset
 
@@ -145,23 +147,11 @@ class NeuralDataset:
         stimuli = np.asarray(stimuli, dtype=np.float32)
         if stimuli.ndim == 3:
             stimuli = stimuli[:, None]
-        n_trials, n_units, n_bins = responses.shape if responses.ndim == 3 else (0, 0, 0)
-        if stimulus_id is None:
-            stimulus_id = np.arange(n_trials)
-        if units is None:
-            units = {"unit_id": np.arange(n_units), "area": ["unknown"] * n_units}
-        if bin_edges_ms is None:
-            bin_edges_ms = np.arange(n_bins + 1, dtype=np.float64)
-        if split is None:
-            split = np.full(n_trials, "train")
+        shape = responses.shape if responses.ndim == 3 else (0, 0, 0)
         return cls(
             responses=responses,
             stimuli=stimuli,
-            stimulus_id=np.asarray(stimulus_id),
-            units=pd.DataFrame(units),
-            bin_edges_ms=np.asarray(bin_edges_ms),
-            split=np.asarray(split),
-            meta=dict(meta or {}),
+            **_default_fields(shape, stimulus_id, units, bin_edges_ms, split, meta),
         )
 
     @property
@@ -316,51 +306,80 @@ class NeuralDataset:
         3
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp = _temporary_sibling(path)
         try:
             with h5py.File(tmp, "w") as f:
-                self._write(f, compression, chunk_trials)
+                responses, stimuli = _create_layout(
+                    f, self, compression, chunk_trials, CHUNK_STIMULI
+                )
+                _copy_in_blocks(self.responses, responses, chunk_trials * 16)
+                _copy_in_blocks(self.stimuli, stimuli, 1024)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 
-    def _write(self, f: h5py.File, compression: str, chunk_trials: int) -> None:
-        f.attrs["schema"] = "neuralsight.NeuralDataset"
-        f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["meta"] = json.dumps(self.meta, default=_json_default)
-        n_t, n_u, n_b = (int(s) for s in self.responses.shape)
-        resp = f.create_dataset(
-            "responses",
-            shape=(n_t, n_u, n_b),
-            dtype="float32",
-            chunks=(max(1, min(chunk_trials, n_t)), n_u, n_b),
-            compression=compression,
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        n_trials: int,
+        n_units: int,
+        n_bins: int,
+        n_stimuli: int,
+        image_shape: tuple[int, int, int],
+        stimulus_id: Sequence[int] | np.ndarray | None = None,
+        units: pd.DataFrame | dict | None = None,
+        bin_edges_ms: Sequence[float] | np.ndarray | None = None,
+        split: Sequence[str] | np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+        compression: str | None = "lzf",
+        chunk_trials: int = 256,
+        chunk_stimuli: int = CHUNK_STIMULI,
+    ) -> DatasetWriter:
+        """Start a dataset file too large to build in memory; fill it block by block.
+
+        Everything but ``responses`` and ``stimuli`` is given here (defaults as in
+        `from_arrays`) and checked at once; the returned `DatasetWriter` takes the two large
+        fields in blocks of rows and, on `DatasetWriter.close`, checks that every row was
+        written and renames the file into place. Until then it lives under a temporary
+        name, and an error inside a ``with`` block removes it.
+
+        Parameters
+        ----------
+        path
+            The dataset file to write.
+        n_trials, n_units, n_bins
+            Shape of ``responses``.
+        n_stimuli, image_shape
+            Number of stimuli and their ``(channels, height, width)``.
+        stimulus_id, units, bin_edges_ms, split, meta
+            As in the `NeuralDataset` fields.
+        compression
+            HDF5 filter (``"lzf"``, ``"gzip"`` or None).
+        chunk_trials, chunk_stimuli
+            Rows per HDF5 chunk of ``responses`` and ``stimuli``.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "big.h5")
+        >>> with NeuralDataset.create(path, 6, 3, 1, 6, (1, 4, 4)) as writer:
+        ...     for start in (0, 3):
+        ...         writer.write_responses(start, np.ones((3, 3, 1), np.float32))
+        ...         writer.write_stimuli(start, np.zeros((3, 1, 4, 4), np.float32))
+        >>> NeuralDataset.open(path).n_trials
+        6
+        """
+        shape = (int(n_trials), int(n_units), int(n_bins))
+        template = cls(
+            responses=_Placeholder(shape),
+            stimuli=_Placeholder((int(n_stimuli), *(int(s) for s in image_shape))),
+            **_default_fields(shape, stimulus_id, units, bin_edges_ms, split, meta),
+            source=str(path),
         )
-        _copy_in_blocks(self.responses, resp, chunk_trials * 16)
-        c, h, w = self.image_shape
-        stim = f.create_dataset(
-            "stimuli",
-            shape=(self.n_stimuli, c, h, w),
-            dtype="float32",
-            chunks=(max(1, min(16, self.n_stimuli)), c, h, w),
-            compression=compression,
-        )
-        _copy_in_blocks(self.stimuli, stim, 1024)
-        f.create_dataset("stimulus_id", data=self.stimulus_id, compression=compression)
-        f.create_dataset("split", data=self.split.astype("S5"))
-        f.create_dataset("bin_edges_ms", data=self.bin_edges_ms)
-        units = f.create_group("units")
-        units.attrs["columns"] = json.dumps(list(self.units.columns))
-        for column in self.units.columns:
-            values = self.units[column].to_numpy()
-            if values.dtype.kind in "OUS":
-                units.create_dataset(column, data=values.astype(str).astype(h5py.string_dtype()))
-            else:
-                units.create_dataset(column, data=values)
+        return DatasetWriter(path, template, compression, chunk_trials, chunk_stimuli)
 
     @classmethod
     def open(
@@ -422,6 +441,195 @@ class NeuralDataset:
             "bin_edges_ms": [float(self.bin_edges_ms[0]), float(self.bin_edges_ms[-1])],
             "meta": self.meta,
         }
+
+
+def _default_fields(
+    shape: tuple[int, int, int],
+    stimulus_id: Sequence[int] | np.ndarray | None,
+    units: pd.DataFrame | dict | None,
+    bin_edges_ms: Sequence[float] | np.ndarray | None,
+    split: Sequence[str] | np.ndarray | None,
+    meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The fields besides responses and stimuli, with `NeuralDataset.from_arrays`' defaults."""
+    n_trials, n_units, n_bins = shape
+    return {
+        "stimulus_id": np.arange(n_trials) if stimulus_id is None else np.asarray(stimulus_id),
+        "units": pd.DataFrame(
+            {"unit_id": np.arange(n_units), "area": ["unknown"] * n_units}
+            if units is None
+            else units
+        ),
+        "bin_edges_ms": (
+            np.arange(n_bins + 1, dtype=np.float64)
+            if bin_edges_ms is None
+            else np.asarray(bin_edges_ms)
+        ),
+        "split": np.full(n_trials, "train") if split is None else np.asarray(split),
+        "meta": dict(meta or {}),
+    }
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    """The shape of a field whose values are not there yet (checked by `validate` only)."""
+
+    shape: tuple[int, ...]
+
+
+class DatasetWriter:
+    """A dataset file being filled block by block; made by `NeuralDataset.create`.
+
+    ``responses`` and ``stimuli`` are written by rows, in blocks of any size and in any
+    order, each block checked (shape, finite values, stimuli in [0, 1]). `close` checks that
+    every row was written and renames the temporary file to its final name; `discard` removes
+    it. As a context manager it closes on success and discards on an exception.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        template: NeuralDataset,
+        compression: str | None,
+        chunk_trials: int,
+        chunk_stimuli: int,
+    ) -> None:
+        self.path = Path(path)
+        self._tmp = _temporary_sibling(self.path)
+        self._file: h5py.File | None = None
+        try:
+            self._file = h5py.File(self._tmp, "w")
+            self._fields = dict(
+                zip(
+                    ("responses", "stimuli"),
+                    _create_layout(self._file, template, compression, chunk_trials, chunk_stimuli),
+                    strict=True,
+                )
+            )
+        except BaseException:
+            self.discard()
+            raise
+        self._written = {name: np.zeros(d.shape[0], bool) for name, d in self._fields.items()}
+
+    def write_responses(self, start: int, block: np.ndarray) -> None:
+        """Write ``block`` (``[k, n_units, n_bins]``; ``[k, n_units]`` for one bin) at ``start``."""
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 2:
+            block = block[:, :, None]
+        self._write("responses", start, block, "[k, n_units, n_bins]")
+
+    def write_stimuli(self, start: int, block: np.ndarray) -> None:
+        """Write ``block`` (``[k, channels, height, width]`` in [0, 1]) at row ``start``."""
+        self._write(
+            "stimuli", start, np.asarray(block, dtype=np.float32), "[k, channels, height, width]"
+        )
+
+    def _write(self, name: str, start: int, block: np.ndarray, expected: str) -> None:
+        if self._file is None:
+            raise DatasetError(f"{self.path}: the writer is closed")
+        target = self._fields[name]
+        if block.shape[1:] != target.shape[1:] or not 0 <= start <= target.shape[0] - len(block):
+            raise DatasetError(
+                f"{self.path}: a block of field '{name}' must have shape {expected} = "
+                f"[k, {', '.join(str(s) for s in target.shape[1:])}] and fit rows "
+                f"[0, {target.shape[0]}), found shape {block.shape} at row {start}"
+            )
+        if not np.all(np.isfinite(block)):
+            raise DatasetError(
+                f"{self.path}: field '{name}' holds NaN or infinite values (block at row {start})"
+            )
+        if name == "stimuli" and block.size and (block.min() < 0.0 or block.max() > 1.0):
+            raise DatasetError(
+                f"{self.path}: field 'stimuli' must lie in [0, 1], found values in "
+                f"[{block.min():.4g}, {block.max():.4g}] (rows {start}-{start + len(block) - 1})"
+            )
+        target[start : start + len(block)] = block
+        self._written[name][start : start + len(block)] = True
+
+    def close(self) -> Path:
+        """Check that every row was written, then move the file into place; returns its path."""
+        if self._file is None:
+            raise DatasetError(f"{self.path}: the writer is closed")
+        for name, written in self._written.items():
+            if not written.all():
+                missing = np.flatnonzero(~written)
+                self.discard()
+                raise DatasetError(
+                    f"{self.path}: field '{name}' is incomplete: {len(missing)} of "
+                    f"{len(written)} rows never written (first: row {missing[0]}); "
+                    "nothing was saved"
+                )
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Abandon the file: close it and remove the temporary file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """An empty temporary file beside ``path`` (folders made), to be renamed onto it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _create_layout(
+    f: h5py.File,
+    ds: NeuralDataset,
+    compression: str | None,
+    chunk_trials: int,
+    chunk_stimuli: int,
+) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Write the schema and the small fields of ``ds``; create the two large ones, empty.
+
+    Returns the chunked, compressed ``(responses, stimuli)`` datasets, to be filled.
+    """
+    f.attrs["schema"] = "neuralsight.NeuralDataset"
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["meta"] = json.dumps(ds.meta, default=_json_default)
+    n_t, n_u, n_b = ds.n_trials, ds.n_units, ds.n_bins
+    responses = f.create_dataset(
+        "responses",
+        shape=(n_t, n_u, n_b),
+        dtype="float32",
+        chunks=(max(1, min(chunk_trials, n_t)), n_u, n_b),
+        compression=compression,
+    )
+    stimuli = f.create_dataset(
+        "stimuli",
+        shape=(ds.n_stimuli, *ds.image_shape),
+        dtype="float32",
+        chunks=(max(1, min(chunk_stimuli, ds.n_stimuli)), *ds.image_shape),
+        compression=compression,
+    )
+    f.create_dataset("stimulus_id", data=ds.stimulus_id, compression=compression)
+    f.create_dataset("split", data=ds.split.astype("S5"))
+    f.create_dataset("bin_edges_ms", data=ds.bin_edges_ms)
+    units = f.create_group("units")
+    units.attrs["columns"] = json.dumps(list(ds.units.columns))
+    for column in ds.units.columns:
+        values = ds.units[column].to_numpy()
+        if values.dtype.kind in "OUS":
+            units.create_dataset(column, data=values.astype(str).astype(h5py.string_dtype()))
+        else:
+            units.create_dataset(column, data=values)
+    return responses, stimuli
 
 
 def _read_column(dataset: h5py.Dataset) -> np.ndarray:
