@@ -5,7 +5,8 @@
 - ``neuralsight simulate``: stimuli from a named source through a simulator, to a dataset file.
 - ``neuralsight evaluate``: a reconstructions file and its dataset to a metrics JSON, which
   records the control the decoder was trained under (``none``, ``shuffle``; ``unknown``
-  where the file does not say).
+  where the file does not say); ``--direction encode --predictions P`` scores an encoder's
+  predicted responses instead (correlation, FEVE, noise ceiling).
 - ``neuralsight convert FORMAT PATH...``: an external recording to a dataset file.
 - ``neuralsight demo``: the main job, end to end on embedded data.
 - ``neuralsight stream``: a video encoded to spikes and decoded frame by frame, timed, to MP4.
@@ -121,7 +122,14 @@ def _run_simulate(args) -> int:
 
 def _add_evaluate(commands) -> None:
     p = commands.add_parser("evaluate", help="score reconstructions against their dataset")
-    p.add_argument("--reconstructions", required=True, help="file written by neuralsight predict")
+    p.add_argument(
+        "--direction",
+        choices=("decode", "encode"),
+        default="decode",
+        help="decode: reconstructed images; encode: an encoder's predicted responses",
+    )
+    p.add_argument("--reconstructions", help="decode: file written by neuralsight predict")
+    p.add_argument("--predictions", help="encode: file written by neuralsight predict")
     p.add_argument("--dataset", required=True, help="the dataset file the responses came from")
     p.add_argument("--features", action="store_true", help="add AlexNet feature metrics")
     p.add_argument("--weights", default="auto", help="AlexNet weights: auto, random or a path")
@@ -134,10 +142,19 @@ def _run_evaluate(args) -> int:
     from neuralsight.metrics.evaluate import evaluate_reconstructions, write_metrics_json
 
     dataset = NeuralDataset.open(args.dataset)
-    metrics = evaluate_reconstructions(
-        args.reconstructions, dataset, features=args.features, weights=args.weights
-    )
-    metrics["control"] = metrics["meta"].get("control", "unknown")
+    if args.direction == "encode":
+        from neuralsight.models.encoders.base import evaluate_encoding
+
+        if not args.predictions:
+            raise SystemExit("neuralsight evaluate --direction encode needs --predictions FILE")
+        metrics = evaluate_encoding(args.predictions, dataset)
+    else:
+        if not args.reconstructions:
+            raise SystemExit("neuralsight evaluate needs --reconstructions FILE")
+        metrics = evaluate_reconstructions(
+            args.reconstructions, dataset, features=args.features, weights=args.weights
+        )
+        metrics["control"] = metrics["meta"].get("control", "unknown")
     write_metrics_json(args.out, metrics)
     print(json.dumps(metrics, indent=2))
     return 0

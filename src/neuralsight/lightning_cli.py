@@ -1,9 +1,10 @@
 """LightningCLI for ``neuralsight fit | validate | test | predict``.
 
-Any decoder class can be named in a YAML config (``model.class_path``); the decoder's
+Any decoder or encoder class can be named in a YAML config (``model.class_path``); its
 ``n_inputs`` and ``image_shape`` are taken from the DataModule, so a config names only what
-a person chooses. ``predict`` writes a reconstructions file that ``neuralsight evaluate``
-scores.
+a person chooses. ``predict`` writes a file that ``neuralsight evaluate`` scores: a
+reconstructions file for a decoder, a response-predictions file for an encoder
+(``--reconstructions`` names either).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI
 
 from neuralsight.data.datamodule import NeuralDataModule
-from neuralsight.models.decoders.base import Decoder
+from neuralsight.models.encoders.base import Encoder, ResponsePredictionWriter
 
 
 class ReconstructionWriter(BasePredictionWriter):
@@ -49,19 +51,26 @@ class NeuralSightCLI(LightningCLI):
         parser.link_arguments(
             "data.image_shape", "model.init_args.image_shape", apply_on="instantiate"
         )
-        parser.add_argument("--reconstructions", default=None, help="predict: .npz file to write")
+        parser.add_argument(
+            "--reconstructions",
+            default=None,
+            help="predict: .npz file to write (reconstructions, or an encoder's responses)",
+        )
 
     def before_predict(self) -> None:
+        is_encoder = isinstance(self.model, Encoder)
+        default_name = "predictions.npz" if is_encoder else "reconstructions.npz"
         path = self.config["predict"].get("reconstructions") or str(
-            Path(self.trainer.default_root_dir) / "reconstructions.npz"
+            Path(self.trainer.default_root_dir) / default_name
         )
-        self.trainer.callbacks.append(ReconstructionWriter(path))
+        writer = ResponsePredictionWriter(path) if is_encoder else ReconstructionWriter(path)
+        self.trainer.callbacks.append(writer)
 
 
 def run_lightning_cli(argv: Sequence[str]) -> NeuralSightCLI:
     """Run LightningCLI on ``argv`` (e.g. ``["fit", "--config", "configs/x.yaml"]``)."""
     return NeuralSightCLI(
-        model_class=Decoder,
+        model_class=L.LightningModule,
         datamodule_class=NeuralDataModule,
         subclass_mode_model=True,
         args=list(argv),

@@ -1,8 +1,18 @@
 """Decoders: responses -> images, each a LightningModule with the same small surface."""
 
 from neuralsight.models.decoders.base import Decoder, ResponseScaler
+from neuralsight.models.decoders.flig import FLIG, FeatureAutoencoder
 from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.models.decoders.ridge import RidgeDecoder
 from neuralsight.models.decoders.sid import SID, ImprovedSID
 
-__all__ = ["SID", "Decoder", "ImprovedSID", "MonkeySee", "ResponseScaler", "RidgeDecoder"]
+__all__ = [
+    "FLIG",
+    "SID",
+    "Decoder",
+    "FeatureAutoencoder",
+    "ImprovedSID",
+    "MonkeySee",
+    "ResponseScaler",
+    "RidgeDecoder",
+]

@@ -1,0 +1,501 @@
+"""The common surface of every encoder: images in, neural responses out, as a `LightningModule`.
+
+An encoder is built from plain keyword arguments: ``n_inputs`` (``n_units * n_bins``, linked
+from the DataModule like a decoder's), ``image_shape`` and ``n_bins``. `Encoder.forward` takes
+images ``[B, C, H, W]`` and returns responses ``[B, n_units, n_bins]`` in the recorded units:
+
+- ``loss="poisson"`` (spike counts): the output is a rate ``softplus(drive + bias)`` and the
+  loss the Poisson negative log-likelihood; the bias starts at the training mean.
+- ``loss="mse"`` (fMRI, or any real-valued response): the drive predicts z-scored responses
+  (training-split statistics, held in buffers), the loss is their mean squared error, and the
+  output is scaled back.
+
+`predict_responses` batches images through an eval-mode copy without gradients. The rest of
+this module is the predictions file behind ``neuralsight evaluate --direction encode``:
+`save_response_predictions` / `load_response_predictions` (one ``.npz``, no pickles:
+``responses [N, n_units, n_bins]``, ``stimulus_id [N]``, ``meta`` JSON, ``format``,
+``format_version``), `ResponsePredictionWriter` (writes it from ``Trainer.predict``), and
+`evaluate_encoding`, which scores a file against the recorded responses of its dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import nn
+
+from neuralsight.data.dataset import NeuralDataset
+from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
+from neuralsight.models.inference import optimize_for_inference
+
+EncoderLoss = Literal["poisson", "mse"]
+PREDICTIONS_FORMAT = "neuralsight.response_predictions"
+PREDICTIONS_FORMAT_VERSION = 1
+MIN_RATE = 1e-3
+
+
+class Encoder(L.LightningModule):
+    """Base class of encoders: response statistics, the output link, losses, batched prediction.
+
+    Subclasses implement `drive` (images -> ``[B, n_units, n_bins]`` before the bias and the
+    link) and may add a `regularisation` term.
+
+    Parameters
+    ----------
+    n_inputs
+        ``n_units * n_bins``, the length of one flattened response vector.
+    image_shape
+        ``(channels, height, width)`` of the stimuli.
+    n_bins
+        Time bins per unit; ``n_inputs`` must be a multiple of it.
+    loss
+        ``"poisson"`` (spike counts) or ``"mse"`` (z-scored real-valued responses).
+    lr, weight_decay
+        AdamW settings.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        image_shape: tuple[int, int, int],
+        n_bins: int = 1,
+        loss: EncoderLoss = "poisson",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if n_bins < 1 or n_inputs < 1 or n_inputs % n_bins:
+            raise ValueError(
+                f"n_inputs (n_units * n_bins) must be a positive multiple of n_bins, "
+                f"found n_inputs={n_inputs}, n_bins={n_bins}"
+            )
+        if len(image_shape) != 3 or image_shape[0] not in (1, 3):
+            raise ValueError(
+                f"image_shape must be (channels, height, width) with 1 or 3 channels, "
+                f"found {tuple(image_shape)}"
+            )
+        if loss not in ("poisson", "mse"):
+            raise ValueError(f"loss must be 'poisson' or 'mse', found {loss!r}")
+        self.n_inputs, self.n_bins = int(n_inputs), int(n_bins)
+        self.n_units = self.n_inputs // self.n_bins
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.loss_name = loss
+        self.lr, self.weight_decay = lr, weight_decay
+        self.bias = nn.Parameter(torch.zeros(self.n_units, self.n_bins))
+        self.register_buffer("response_mean", torch.zeros(self.n_units, self.n_bins))
+        self.register_buffer("response_std", torch.ones(self.n_units, self.n_bins))
+        self.register_buffer("stats_fitted", torch.tensor(False))
+
+    def fit_response_stats(self, stats: dict) -> None:
+        """Take ``{"mean", "std"}`` of the training responses (flattened ``[n_inputs]``).
+
+        Sets the buffers and starts the bias at the mean rate (Poisson) or 0 (MSE).
+        """
+        shape = (self.n_units, self.n_bins)
+        mean = torch.as_tensor(stats["mean"], dtype=torch.float32).reshape(shape)
+        std = torch.as_tensor(stats["std"], dtype=torch.float32).reshape(shape)
+        with torch.no_grad():
+            self.response_mean.copy_(mean)
+            self.response_std.copy_(std)
+            if self.loss_name == "poisson":
+                rate = mean.clamp_min(MIN_RATE).to(self.bias.device)
+                self.bias.copy_(rate + torch.log(-torch.expm1(-rate)))
+            self.stats_fitted.fill_(True)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if not bool(self.stats_fitted) and datamodule is not None:
+            self.fit_response_stats(datamodule.response_stats())
+
+    def drive(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` -> ``[B, n_units, n_bins]`` before bias and link."""
+        raise NotImplementedError
+
+    def regularisation(self) -> torch.Tensor:
+        """A penalty added to the training loss (none by default)."""
+        return self.bias.new_zeros(())
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"images must have shape [B, {', '.join(map(str, self.image_shape))}] "
+                f"(the encoder's image_shape), found {tuple(images.shape)}"
+            )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Predicted responses ``[B, n_units, n_bins]`` in recorded units."""
+        self._check_images(images)
+        drive = self.drive(images) + self.bias
+        if self.loss_name == "poisson":
+            return F.softplus(drive)
+        return drive * self.response_std + self.response_mean
+
+    def response_loss(self, predicted: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
+        """Poisson negative log-likelihood, or MSE of z-scored responses."""
+        if self.loss_name == "poisson":
+            return F.poisson_nll_loss(predicted, recorded, log_input=False, eps=1e-6)
+        return F.mse_loss(
+            (predicted - self.response_mean) / self.response_std,
+            (recorded - self.response_mean) / self.response_std,
+        )
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        responses, images = batch
+        loss = self.response_loss(self(images), responses)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(images))
+        return loss + self.regularisation()
+
+    def _evaluate(self, batch, prefix: str) -> None:
+        responses, images = batch
+        predicted = self(images)
+        self.log(f"{prefix}_loss", self.response_loss(predicted, responses), prog_bar=True)
+        self.log(f"{prefix}_r", mean_unit_correlation(predicted, responses), prog_bar=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        images = batch[1] if isinstance(batch, list | tuple) else batch
+        return self(images)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def predict_responses(
+        self,
+        data: NeuralDataset | np.ndarray | torch.Tensor,
+        split: str = "test",
+        batch_size: int = 256,
+    ) -> np.ndarray:
+        """Predicted responses, batched, without gradients, through an eval-mode copy.
+
+        ``data`` is a `NeuralDataset` (one row per trial of ``split``, aligned with
+        ``data.trials(split)``) or images ``[N, C, H, W]``. Returns float32
+        ``[N, n_units, n_bins]``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from neuralsight.models.encoders import LNEncoder
+        >>> model = LNEncoder(n_inputs=6, image_shape=(1, 8, 8), n_bins=2)
+        >>> model.predict_responses(np.zeros((3, 1, 8, 8), np.float32)).shape
+        (3, 3, 2)
+        """
+        return predict_in_batches(
+            optimize_for_inference(self), data, split, batch_size, self.device
+        )
+
+
+def sync_from_rank_zero(module: nn.Module, trainer: L.Trainer) -> None:
+    """Give every process rank 0's parameters and buffers of ``module`` (no-op on one).
+
+    For state initialised from data after the strategy has set up the processes (e.g. in
+    ``on_fit_start``): each process reads its own batches, so their results may differ,
+    and distributed training needs one model.
+
+    Examples
+    --------
+    >>> import lightning as L
+    >>> from torch import nn
+    >>> sync_from_rank_zero(nn.Linear(2, 2), L.Trainer(logger=False, accelerator="cpu"))
+    """
+    if trainer.world_size == 1:
+        return
+    state = {name: value.detach().cpu() for name, value in module.state_dict().items()}
+    module.load_state_dict(trainer.strategy.broadcast(state, src=0))
+
+
+def predict_in_batches(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    data: NeuralDataset | np.ndarray | torch.Tensor,
+    split: str = "test",
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Run ``encode`` (images -> responses) over a dataset split or an image array.
+
+    Batches of ``batch_size`` images are moved to ``device`` and run without gradients.
+
+    With a `NeuralDataset`, each distinct stimulus of the ``split`` trials is encoded once
+    and the result is repeated for every trial that showed it, so row *i* belongs to trial
+    ``data.trials(split)[i]``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> ds = NeuralDataset.from_arrays(np.zeros((3, 2), np.float32),
+    ...                                np.ones((2, 1, 4, 4), np.float32), stimulus_id=[0, 1, 0])
+    >>> predict_in_batches(lambda x: x.sum((1, 2, 3))[:, None, None], ds, "train")[:, 0, 0]
+    array([16., 16., 16.], dtype=float32)
+    """
+    if isinstance(data, NeuralDataset):
+        ids = data.stimulus_id[data.trials(split)]
+        unique, inverse = np.unique(ids, return_inverse=True)
+        images = np.asarray(data.stimuli[unique] if len(unique) else data.stimuli[:0])
+        return predict_in_batches(encode, images, split, batch_size, device)[inverse]
+    images = torch.as_tensor(np.asarray(data), dtype=torch.float32)
+    with torch.inference_mode():
+        out = [encode(x.to(device)).float().cpu() for x in images.split(batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
+
+
+def energy_centres(energy: torch.Tensor) -> np.ndarray:
+    """Centres ``[n, 2]`` (x, y) of non-negative maps ``[n, H, W]``, normalised coordinates.
+
+    Each map is blurred with a 3x3 box to find its peak; the centre is the energy-weighted
+    mean of the 3x3 pixels around the peak (sub-pixel), pixel *k* of *n* sitting at
+    ``-1 + (2k + 1) / n`` (the ``grid_sample`` and simulator convention).
+
+    Examples
+    --------
+    >>> import torch
+    >>> energy = torch.zeros(1, 8, 8)
+    >>> energy[0, 2, 6] = 1.0
+    >>> energy_centres(energy).round(3).tolist()
+    [[0.625, -0.375]]
+    """
+    n, height, width = energy.shape
+    blurred = F.avg_pool2d(energy[:, None], 3, stride=1, padding=1)[:, 0]
+    peak = blurred.flatten(1).argmax(1)
+    rows, cols = peak // width, peak % width
+    padded = F.pad(energy, (1, 1, 1, 1))
+    offsets = torch.arange(-1, 2, dtype=energy.dtype)
+    centres = np.zeros((n, 2))
+    for i in range(n):
+        patch = padded[i, rows[i] : rows[i] + 3, cols[i] : cols[i] + 3]
+        total = patch.sum().clamp_min(1e-30)
+        col = float(cols[i]) + float((patch.sum(0) * offsets).sum() / total)
+        row = float(rows[i]) + float((patch.sum(1) * offsets).sum() / total)
+        centres[i] = (-1 + (2 * col + 1) / width, -1 + (2 * row + 1) / height)
+    return centres
+
+
+def mean_unit_correlation(predicted: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
+    """Mean over units (and bins) of the Pearson r over the batch; 0 for constant columns.
+
+    ``predicted`` and ``recorded`` are ``[B, ...]``; every trailing position is a unit.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(50, 4, 1)
+    >>> round(float(mean_unit_correlation(2 * x + 1, x)), 6)
+    1.0
+    """
+    a = predicted.flatten(1) - predicted.flatten(1).mean(0)
+    b = recorded.flatten(1) - recorded.flatten(1).mean(0)
+    denom = a.norm(dim=0) * b.norm(dim=0)
+    r = torch.where(denom > 0, (a * b).sum(0) / denom.clamp_min(1e-12), torch.zeros_like(denom))
+    return r.mean()
+
+
+class PredictionsError(ValueError):
+    """A response predictions file is malformed; the message names the file and field."""
+
+
+def save_response_predictions(
+    path: str | os.PathLike,
+    responses: np.ndarray | torch.Tensor,
+    stimulus_id: np.ndarray | torch.Tensor,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write predicted responses and the stimulus of each row to an ``.npz``, atomically.
+
+    Parameters
+    ----------
+    path
+        Target file.
+    responses
+        ``[N, n_units, n_bins]`` (or ``[N, n_units]``), stored as float32.
+    stimulus_id
+        ``[N]`` non-negative integers, rows of the dataset's ``stimuli``.
+    meta
+        JSON-serialisable provenance (model, checkpoint, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = save_response_predictions(os.path.join(tempfile.mkdtemp(), "p.npz"),
+    ...                                  np.ones((2, 3)), [4, 1], {"model": "LN"})
+    >>> load_response_predictions(path)[0].shape
+    (2, 3, 1)
+    """
+    values = np.asarray(torch.as_tensor(responses).detach().cpu(), dtype=np.float32)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    ids = np.asarray(torch.as_tensor(stimulus_id).cpu())
+    _check_predictions(values, ids, None)
+    fields = {
+        "responses": values,
+        "stimulus_id": ids.astype(np.int64),
+        "meta": np.array(json.dumps(dict(meta or {}))),
+        "format": np.array(PREDICTIONS_FORMAT),
+        "format_version": np.array(PREDICTIONS_FORMAT_VERSION),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **fields)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_predictions(responses: np.ndarray, ids: np.ndarray, source) -> None:
+    where = f"{source}: " if source else ""
+    if responses.ndim != 3 or responses.shape[0] == 0:
+        raise PredictionsError(
+            f"{where}field 'responses' must have shape [N, n_units, n_bins] with N >= 1, "
+            f"found shape {responses.shape}"
+        )
+    if not np.all(np.isfinite(responses)):
+        raise PredictionsError(f"{where}field 'responses' holds NaN or infinite values")
+    if ids.shape != (responses.shape[0],) or ids.dtype.kind not in "iu" or ids.min() < 0:
+        raise PredictionsError(
+            f"{where}field 'stimulus_id' must be [N] = ({responses.shape[0]},) non-negative "
+            f"integers, found shape {ids.shape} dtype {ids.dtype}"
+        )
+
+
+def load_response_predictions(
+    path: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read a file written by `save_response_predictions`.
+
+    Returns
+    -------
+    responses, stimulus_id, meta
+        float32 ``[N, n_units, n_bins]``, int64 ``[N]`` and the metadata dict.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = save_response_predictions(os.path.join(tempfile.mkdtemp(), "p.npz"),
+    ...                                  np.ones((1, 2, 1)), [0])
+    >>> load_response_predictions(path)[2]
+    {}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such predictions file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            fields = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as err:
+        raise PredictionsError(f"{path}: not a predictions .npz file ({err})") from err
+    found = str(fields.get("format", "nothing"))
+    if found != PREDICTIONS_FORMAT:
+        raise PredictionsError(
+            f"{path}: not a neuralsight predictions file (field 'format' should be "
+            f"{PREDICTIONS_FORMAT!r}, found {found!r})"
+        )
+    missing = [f for f in ("responses", "stimulus_id", "meta") if f not in fields]
+    if missing:
+        raise PredictionsError(f"{path}: field(s) {missing} missing; found {sorted(fields)}")
+    _check_predictions(fields["responses"], fields["stimulus_id"], path)
+    return fields["responses"], fields["stimulus_id"], json.loads(str(fields["meta"]))
+
+
+class ResponsePredictionWriter(BasePredictionWriter):
+    """Writes an encoder's test-split predictions, with stimulus ids, to one ``.npz`` file.
+
+    For ``Trainer.predict`` over a `NeuralDataModule` (its predict loader is the test split).
+    """
+
+    def __init__(self, path: str | os.PathLike = "predictions.npz") -> None:
+        super().__init__(write_interval="epoch")
+        self.path = path
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        responses = torch.cat([torch.as_tensor(p) for p in predictions]).float()
+        datamodule = trainer.datamodule
+        ids = np.asarray(datamodule.test_set.stimulus_index[: len(responses)])
+        meta = {"model": type(pl_module).__name__, "dataset": datamodule.dataset.source}
+        save_response_predictions(self.path, responses, ids, meta)
+
+
+def evaluate_encoding(
+    predictions_path: str | os.PathLike, dataset: NeuralDataset | str | os.PathLike
+) -> dict[str, Any]:
+    """Score a predictions file against the recorded responses of its dataset.
+
+    Predictions of one stimulus are averaged (rows of one stimulus are normally equal). The
+    recorded responses are all trials that showed the file's stimuli; every unit and time bin
+    counts as one "unit" of `neuralsight.metrics.encoding.encoding_metrics`. When every
+    stimulus was shown at least twice, the repeats give the noise ceiling and FEVE (the
+    first ``n_repeats`` trials of each, ``n_repeats`` the smallest count); otherwise the
+    predictions are compared with the trial averages.
+
+    Returns
+    -------
+    dict
+        `encoding_metrics` plus ``n_stimuli``, ``n_units``, ``n_bins``, ``repeats``,
+        ``predictions``, ``dataset`` and the file's ``meta``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> r = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    >>> ds = NeuralDataset.from_arrays(r, np.zeros((6, 1, 4, 4), np.float32))
+    >>> path = save_response_predictions(os.path.join(tempfile.mkdtemp(), "p.npz"), r, range(6))
+    >>> round(evaluate_encoding(path, ds)["mean_r"], 6)
+    1.0
+    """
+    if not isinstance(dataset, NeuralDataset):
+        dataset = NeuralDataset.open(dataset)
+    predicted, ids, meta = load_response_predictions(predictions_path)
+    if ids.max() >= dataset.n_stimuli or predicted.shape[1:] != dataset.responses.shape[1:]:
+        raise PredictionsError(
+            f"{predictions_path}: predictions [N, n_units, n_bins] = {predicted.shape} with "
+            f"stimulus ids up to {ids.max()} do not fit the dataset's responses "
+            f"{tuple(dataset.responses.shape)} and {dataset.n_stimuli} stimuli"
+        )
+    unique, inverse = np.unique(ids, return_inverse=True)
+    flat = predicted.reshape(len(predicted), -1).astype(np.float64)
+    per_stimulus = np.zeros((len(unique), flat.shape[1]))
+    np.add.at(per_stimulus, inverse, flat)
+    per_stimulus /= np.bincount(inverse)[:, None]
+    trials = np.flatnonzero(np.isin(dataset.stimulus_id, unique))
+    recorded = np.asarray(dataset.responses[trials]).reshape(len(trials), -1)
+    counts = np.bincount(
+        np.searchsorted(unique, dataset.stimulus_id[trials]), minlength=len(unique)
+    )
+    if counts.min() == 0:
+        raise PredictionsError(
+            f"{predictions_path}: stimulus {unique[np.argmin(counts)]} has predictions but no "
+            f"recorded trial in {dataset.source or 'the dataset'}"
+        )
+    if counts.min() >= 2:
+        repeats, kept = repeats_by_stimulus(recorded, dataset.stimulus_id[trials])
+        metrics = encoding_metrics(per_stimulus[np.searchsorted(unique, kept)], repeats)
+    else:
+        means = np.zeros_like(per_stimulus)
+        np.add.at(means, np.searchsorted(unique, dataset.stimulus_id[trials]), recorded)
+        metrics = encoding_metrics(per_stimulus, means / counts[:, None])
+    return metrics | {
+        "n_stimuli": len(unique),
+        "n_units": int(dataset.n_units),
+        "n_bins": int(dataset.n_bins),
+        "n_features": int(flat.shape[1]),
+        "repeats": int(counts.min()),
+        "predictions": str(predictions_path),
+        "dataset": dataset.source,
+        "meta": meta,
+    }
