@@ -20,17 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.files import atomic_write
 from neuralsight.metrics.colour import colourfulness
 from neuralsight.metrics.features import feature_metrics
 from neuralsight.metrics.image import image_metrics
@@ -85,19 +84,6 @@ def _meta_json(meta: dict[str, Any]) -> str:
         raise ReconstructionsError(f"field 'meta' must be JSON-serialisable: {err}") from err
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_reconstructions(
     path: str | os.PathLike,
     images: np.ndarray | torch.Tensor,
@@ -139,7 +125,7 @@ def save_reconstructions(
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
     }
-    return _atomic_write(Path(path), lambda handle: np.savez(handle, **fields))
+    return atomic_write(Path(path), lambda handle: np.savez(handle, **fields))
 
 
 def _to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -364,4 +350,4 @@ def write_metrics_json(path: str | os.PathLike, metrics: dict[str, Any]) -> Path
     {'psnr': None}
     """
     text = json.dumps(_finite_or_none(metrics), indent=2, default=_json_default, allow_nan=False)
-    return _atomic_write(Path(path), lambda handle: handle.write((text + "\n").encode()))
+    return atomic_write(Path(path), lambda handle: handle.write((text + "\n").encode()))

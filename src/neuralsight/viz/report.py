@@ -25,8 +25,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from neuralsight import __version__
+from neuralsight.files import atomic_path
 
 REPORT_NAME = "report.html"
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -58,12 +57,6 @@ figure { margin: 1rem 0; } img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.85rem; }
 summary { cursor: pointer; margin: 0.3rem 0; font-weight: 600; }
 """
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _esc(value: Any) -> str:
@@ -313,13 +306,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / REPORT_NAME
     page = build_report(run_dir, out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(page)
-        Path(tmp).chmod(0o666 & ~_umask())
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out

@@ -23,7 +23,6 @@ bins.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from pynwb.misc import Units
 from rich.progress import track
 
 from neuralsight.data.dataset import SPLITS, DatasetError, NeuralDataset
+from neuralsight.files import atomic_path
 
 DEFAULT_INDEX_COLUMNS = ("frame", "image_index", "stimulus_index", "image_id")
 AREA_COLUMNS = ("area", "brain_area", "location")
@@ -276,16 +276,8 @@ def write_nwb(
         name=BIN_EDGES_SCRATCH,
         description="bin edges (ms from onset) of the neuralsight dataset this file was written from",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nwb", dir=path.parent)
-    os.close(fd)
-    try:
-        with NWBHDF5IO(tmp, "w") as io:
-            io.write(nwb)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, NWBHDF5IO(tmp, "w") as io:
+        io.write(nwb)
     return path
 
 

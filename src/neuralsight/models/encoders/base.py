@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +34,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import nn
 
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.files import atomic_write
 from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
 from neuralsight.models.inference import optimize_for_inference
 
@@ -345,17 +345,7 @@ def save_response_predictions(
         "format": np.array(PREDICTIONS_FORMAT),
         "format_version": np.array(PREDICTIONS_FORMAT_VERSION),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **fields)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: np.savez(handle, **fields))
 
 
 def _check_predictions(responses: np.ndarray, ids: np.ndarray, source) -> None:

@@ -1,0 +1,68 @@
+"""Atomic file writes: a file appears whole under its name, or not at all.
+
+Every writer of neuralsight (metrics JSON, reconstructions and predictions files, figures,
+HTML reports, NWB exports) writes into a temporary sibling of its target and renames it
+over the target when done, so an interrupted run never leaves a truncated file for the next
+step to read. The file gets the permissions a plain ``open`` would give it (``0o666`` less
+the umask), not the private ``0o600`` of `tempfile.mkstemp`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; it becomes ``path`` if the block succeeds.
+
+    The temporary file has the target's suffix (writers that pick a format from the name,
+    such as matplotlib, see the right one); on any error it is removed and ``path`` is left
+    as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("whole")
+    >>> target.read_text()
+    'whole'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write`` on a binary handle of a temporary sibling, then rename it to ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "b.bin"
+    >>> atomic_write(target, lambda handle: handle.write(b"ok")).read_bytes()
+    b'ok'
+    """
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        write(handle)
+    return Path(path)
