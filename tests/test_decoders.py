@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import make_toy_dataset
-from neuralsight.data import NeuralDataModule
+from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models.decoders import SID, ImprovedSID, ResponseScaler, RidgeDecoder
 
 
@@ -128,3 +128,13 @@ def test_checkpoint_restores_scaler_and_weights(tmp_path):
     restored = RidgeDecoder.load_from_checkpoint(tmp_path / "ridge.ckpt")
     np.testing.assert_allclose(restored.reconstruct(ds), model.reconstruct(ds), atol=1e-6)
     assert bool(restored.scaler.fitted)
+
+
+def test_reconstructing_an_empty_split_is_refused():
+    ds = NeuralDataset.from_arrays(
+        np.random.default_rng(0).random((20, 8), dtype=np.float32),
+        np.zeros((20, 1, 4, 4), np.float32),
+    )
+    model = RidgeDecoder(8, (1, 4, 4))
+    with pytest.raises(ValueError, match="no trials in split 'test'"):
+        model.reconstruct(ds)

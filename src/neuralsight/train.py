@@ -77,7 +77,7 @@ def fit(
     ...                                np.random.rand(50, 1, 4, 4).astype("float32"))
     >>> dm = NeuralDataModule(dataset=ds)
     >>> model = fit(RidgeDecoder(dm.n_inputs, dm.image_shape), dm, max_epochs=1, progress=False)
-    >>> model.reconstruct(ds).shape
+    >>> model.reconstruct(ds, split="train").shape
     (50, 1, 4, 4)
     """
     trainer = make_trainer(max_epochs, out_dir, name, progress, **trainer_kwargs)

@@ -157,10 +157,17 @@ class Decoder(L.LightningModule):
 
         ``data`` is a `NeuralDataset` (its ``split`` trials are decoded), a `PairDataset`, or
         a responses array ``[n, n_units, n_bins]`` / ``[n, n_units * n_bins]``. Returns
-        float32 images ``[n, C, H, W]`` in [0, 1].
+        float32 images ``[n, C, H, W]`` in [0, 1]. A dataset with no trials in ``split`` is
+        refused (a silent empty result would score as nothing at all).
         """
         if isinstance(data, NeuralDataset):
-            data = PairDataset(data, data.trials(split))
+            trials = data.trials(split)
+            if len(trials) == 0:
+                raise ValueError(
+                    f"the dataset {data.source!r} has no trials in split {split!r}; its splits: "
+                    f"{data.summary()['splits']}"
+                )
+            data = PairDataset(data, trials)
         if isinstance(data, PairDataset):
             batches = (r for r, _ in DataLoader(data, batch_size=batch_size))
         else:
