@@ -17,6 +17,7 @@ dataset, the reconstructions, the checkpoints and ``report.html`` into the outpu
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,6 +104,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         f"{path}: {json.dumps({k: v for k, v in dataset.summary().items() if k != 'meta'})}"
     )
     truth = _test_truth(dataset)
+    stage_seconds = {"simulate": round(time.perf_counter() - started, 1)}
 
     datamodule = NeuralDataModule(dataset=dataset, batch_size=settings.batch_size, seed=seed)
     shuffled_data = NeuralDataModule(
@@ -126,7 +128,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     reconstructions: dict[str, np.ndarray] = {}
     for name, (model, data, budget) in models.items():
         console.rule(f"[bold]2. train {name} ({', '.join(f'{k}={v}' for k, v in budget.items())})")
+        stage_started = time.perf_counter()
         fit(model, data, **{"max_epochs": -1, **budget}, out_dir=out, name=name)
+        stage_seconds[f"train_{name}"] = round(time.perf_counter() - stage_started, 1)
         reconstructions[name] = model.reconstruct(dataset, split="test")
         save_reconstructions(
             out / f"reconstructions_{name}.npz",
@@ -147,6 +151,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         "settings": asdict(settings),
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": stage_seconds,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "test_trials": len(truth),
         "dataset": dataset.summary(),
         "note": "single trials; test crops from photographs unseen in training",
