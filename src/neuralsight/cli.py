@@ -2,7 +2,8 @@
 
 - ``neuralsight fit | validate | test | predict --config configs/X.yaml``: LightningCLI over
   any decoder and the `NeuralDataModule` (YAML configs under ``configs/``).
-- ``neuralsight simulate``: stimuli from a named source through a simulator, to a dataset file.
+- ``neuralsight simulate``: stimuli from a named source through a simulator, to a dataset file,
+  chunk by chunk (``--chunk``) in worker processes (``--workers``), so memory stays bounded.
 - ``neuralsight evaluate``: a reconstructions file and its dataset to a metrics JSON, which
   records the control the decoder was trained under (``none``, ``shuffle``; ``unknown``
   where the file does not say); ``--direction encode --predictions P`` scores an encoder's
@@ -78,45 +79,49 @@ def _add_simulate(commands) -> None:
     p.add_argument("--repeats-train", type=int, default=1)
     p.add_argument("--repeats-test", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="stimuli simulated and written at a time, rounded up to a multiple of 32 "
+        "(default 256, fewer for large cortical trials); never changes the file",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes making chunks (0 or 1: this process); never changes the file",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", required=True, help="dataset file to write (.h5)")
     p.set_defaults(run=_run_simulate)
 
 
 def _run_simulate(args) -> int:
-    from neuralsight.data.sources import make_stimuli
+    from neuralsight.data.dataset import NeuralDataset
+    from neuralsight.simulate.chunked import simulate_to_file
 
-    def stimuli(split: str, n: int):
-        return make_stimuli(
-            args.source,
-            n,
-            size=args.size,
-            channels=args.channels,
-            seed=args.seed,
-            split=split,
-            root=args.root,
-            download=args.download,
-        )
-
-    train, test = stimuli("train", args.n_train), stimuli("test", args.n_test)
-    if args.simulator == "retina":
-        from neuralsight.simulate.retina import simulate_retina
-
-        ds = simulate_retina(
-            train,
-            test,
-            preset=args.preset,
-            n_cells=args.cells,
-            seed=args.seed,
-            repeats_train=args.repeats_train,
-            repeats_test=args.repeats_test,
-        )
-    else:
-        from neuralsight.simulate.cortex import simulate_cortex
-
-        ds = simulate_cortex(train, test, repeats_test=args.repeats_test, seed=args.seed)
-    ds.meta["source"] = args.source
-    path = ds.save(args.out)
-    print(json.dumps({"out": str(path), **ds.summary()}, indent=2, default=str))
+    path = simulate_to_file(
+        args.out,
+        simulator=args.simulator,
+        source=args.source,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        size=args.size,
+        channels=args.channels,
+        seed=args.seed,
+        repeats_train=args.repeats_train,
+        repeats_test=args.repeats_test,
+        preset=args.preset,
+        n_cells=args.cells,
+        root=args.root,
+        download=args.download,
+        chunk=args.chunk,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    summary = NeuralDataset.open(path).summary()
+    print(json.dumps({"out": str(path), **summary}, indent=2, default=str))
     return 0
 
 

@@ -30,15 +30,20 @@ Grey (``channels=1``) images are the luminance of colour ones (Rec. 709 weights,
 ``skimage.color.rgb2gray``); colour (``channels=3``) images of grey-only sources repeat the
 grey level in all three channels, except ``natural``, which then crops colour photographs
 only (`NATURAL_COLOUR_PHOTOS`).
+
+A draw too large for memory is made block by block: `stimulus_blocks` cuts it into
+`StimulusBlock` recipes (small and picklable, so another process can render them) whose
+images, concatenated, are those of `make_stimuli`.
 """
 
 from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import imageio.v3 as iio
 import numpy as np
@@ -154,19 +159,95 @@ def make_stimuli(
     >>> bool(images.min() >= 0 and images.max() <= 1)
     True
     """
+    (block,) = stimulus_blocks(name, n, n, size, channels, seed, split, root, download)
+    return block.render()
+
+
+@dataclass(frozen=True)
+class StimulusBlock:
+    """A recipe for ``count`` consecutive images of a draw, from image ``start`` on.
+
+    It holds only what the images are made from (pixel arrays of a few images, crop boxes,
+    file names or seeds), so it is small and can be sent to another process; `render`
+    makes the images there.
+    """
+
+    start: int
+    count: int
+    make: Callable[..., np.ndarray]
+    args: tuple[Any, ...]
+
+    def render(self) -> np.ndarray:
+        """The images, float32 ``[count, channels, size, size]`` in [0, 1]."""
+        return np.ascontiguousarray(self.make(*self.args), dtype=np.float32)
+
+
+def stimulus_blocks(
+    name: str,
+    n: int,
+    block: int,
+    size: int = 64,
+    channels: int = 1,
+    seed: int = 0,
+    split: Literal["train", "test"] = "train",
+    root: str | None = None,
+    download: bool = False,
+) -> Iterator[StimulusBlock]:
+    """Cut the draw of `make_stimuli` into blocks of ``block`` images (the last may be short).
+
+    The blocks come lazily, in order; the images of all of them, concatenated, are the
+    ``n`` images ``make_stimuli(name, n, ...)`` returns. Everything random is decided here,
+    in order (so ``natural`` crops are drawn as the blocks are asked for); rendering a
+    block (resizing, reading files, drawing dead leaves) needs no random state.
+
+    Parameters
+    ----------
+    name, n, size, channels, seed, split, root, download
+        As in `make_stimuli`.
+    block
+        Images per block, at least 1.
+
+    Examples
+    --------
+    >>> blocks = list(stimulus_blocks("digits", 5, 2, size=16))
+    >>> [(b.start, b.count) for b in blocks]
+    [(0, 2), (2, 2), (4, 1)]
+    >>> whole = make_stimuli("digits", 5, size=16)
+    >>> bool(np.array_equal(np.concatenate([b.render() for b in blocks]), whole))
+    True
+    """
     _check_source_name(name)
     _check_common(n, size, channels, seed, split)
+    if not _is_integer(block) or block < 1:
+        raise ValueError(f"parameter 'block' must be a positive integer, found {block!r}")
+    if name == "natural":
+        yield from _natural_blocks(n, block, size, channels, seed, split)
+        return
+    if name == "deadleaves":
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            args = (start, stop, size, channels, seed, split)
+            yield StimulusBlock(start, stop - start, _dead_leaves_range, args)
+        return
     if name == "digits":
-        images = _digits(n, size, channels, seed, split)
-    elif name == "natural":
-        images, _ = natural_crops(n, size, channels, seed, split)
-    elif name == "deadleaves":
-        images = dead_leaves(n, size, channels, seed, split)
+        pixels, make = _digit_pixels(n, seed, split), _render_pixels
     elif name == "folder":
-        images = _folder_images(root, n, size, channels, seed, split)
+        pixels, make = _folder_choice(root, n, seed, split), _render_files
     else:
-        images = _torchvision_images(name, n, size, channels, seed, split, root, download)
-    return np.ascontiguousarray(images, dtype=np.float32)
+        pixels = _torchvision_pixels(name, n, seed, split, root, download)
+        make = _render_pixels
+    for start in range(0, n, block):
+        rows = pixels[start : start + block]
+        yield StimulusBlock(start, len(rows), make, (rows, size, channels))
+
+
+def _render_pixels(pixels: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Images from stored pixels: ``[k, h, w]`` grey or ``[k, h, w, 3]`` colour, float in
+    [0, 1] or uint8 (scaled by 1/255), resized and converted to ``channels``."""
+    images = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    return _to_channels(_resize(images, size), channels)
 
 
 def describe_source(name: str) -> str:
@@ -263,12 +344,12 @@ def _digit_images() -> np.ndarray:
     return images
 
 
-def _digits(n: int, size: int, channels: int, seed: int, split: str) -> np.ndarray:
+def _digit_pixels(n: int, seed: int, split: str) -> np.ndarray:
+    """The ``n`` chosen 8x8 digits, float ``[n, 8, 8]`` in [0, 1]."""
     images = _digit_images()
     is_test = np.arange(len(images)) % DIGITS_TEST_EVERY == 0
     pool = images[is_test if split == "test" else ~is_test]
-    chosen = pool[_shuffled_passes(_rng(seed, "digits", split), len(pool), n)]
-    return _to_channels(_resize(chosen[:, None], size), channels)
+    return pool[_shuffled_passes(_rng(seed, "digits", split), len(pool), n)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,20 +387,63 @@ def _natural_pool(channels: int, split: str) -> tuple[str, ...]:
     return photos
 
 
-def _random_crop(
-    rng: np.random.Generator, photo: np.ndarray, size: int, max_scale: float, flip: bool
-) -> np.ndarray:
+@dataclass(frozen=True)
+class _Crop:
+    """Where a crop lies in a bundled photograph: ``side`` pixels from ``(top, left)``."""
+
+    photo: str
+    top: int
+    left: int
+    side: int
+    flipped: bool
+
+
+def _draw_crop(
+    rng: np.random.Generator, photo: str, size: int, max_scale: float, flip: bool
+) -> _Crop:
     """One square crop of ``photo`` with a log-uniform side in [size, max_scale * size]."""
-    height, width = photo.shape[-2:]
+    height, width = _load_photo(photo).shape[-2:]
     shortest = min(height, width)
     low, high = min(size, shortest), min(max_scale * size, shortest)
     side = round(float(np.exp(rng.uniform(np.log(low), np.log(high)))))
     top = int(rng.integers(0, height - side + 1))
     left = int(rng.integers(0, width - side + 1))
-    crop = photo[:, top : top + side, left : left + side]
-    if flip and rng.random() < 0.5:
-        crop = crop[:, :, ::-1]
-    return crop
+    return _Crop(photo, top, left, side, bool(flip and rng.random() < 0.5))
+
+
+def _draw_crops(
+    n: int, size: int, channels: int, seed: int, split: str, max_scale: float, flip: bool
+) -> Iterator[_Crop]:
+    """The ``n`` crops of a draw, in order, from one generator."""
+    pool = _natural_pool(channels, split)
+    rng = _rng(seed, "natural", split)
+    for _ in range(n):
+        yield _draw_crop(rng, pool[int(rng.integers(len(pool)))], size, max_scale, flip)
+
+
+def _render_crops(crops: Sequence[_Crop], size: int, channels: int) -> np.ndarray:
+    """Cut, flip and resize crops: float32 ``[len(crops), channels, size, size]``."""
+    images = np.empty((len(crops), channels, size, size), dtype=np.float32)
+    for index, crop in enumerate(crops):
+        pixels = _load_photo(crop.photo)[
+            :, crop.top : crop.top + crop.side, crop.left : crop.left + crop.side
+        ]
+        if crop.flipped:
+            pixels = pixels[:, :, ::-1]
+        images[index] = _to_channels(_resize(pixels[None], size), channels)[0]
+    return images
+
+
+def _natural_blocks(
+    n: int, block: int, size: int, channels: int, seed: int, split: str
+) -> Iterator[StimulusBlock]:
+    crops: list[_Crop] = []
+    start = 0
+    for crop in _draw_crops(n, size, channels, seed, split, NATURAL_MAX_SCALE, True):
+        crops.append(crop)
+        if len(crops) == block or start + len(crops) == n:
+            yield StimulusBlock(start, len(crops), _render_crops, (tuple(crops), size, channels))
+            start, crops = start + len(crops), []
 
 
 def natural_crops(
@@ -364,16 +488,8 @@ def natural_crops(
     _check_common(n, size, channels, seed, split)
     if not max_scale >= 1:
         raise ValueError(f"parameter 'max_scale' must be >= 1, found {max_scale!r}")
-    pool = _natural_pool(channels, split)
-    rng = _rng(seed, "natural", split)
-    images = np.empty((n, channels, size, size), dtype=np.float32)
-    photos = []
-    for index in range(n):
-        name = pool[int(rng.integers(len(pool)))]
-        crop = _random_crop(rng, _load_photo(name), size, max_scale, flip)
-        images[index] = _to_channels(_resize(crop[None], size), channels)[0]
-        photos.append(name)
-    return images, photos
+    crops = list(_draw_crops(n, size, channels, seed, split, max_scale, flip))
+    return _render_crops(crops, size, channels), [crop.photo for crop in crops]
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,21 +596,38 @@ def dead_leaves(
             f"parameters 'r_min' and 'r_max' must satisfy 0 < r_min < r_max, "
             f"found r_min={r_min!r}, r_max={r_max!r}"
         )
+    return _dead_leaves_range(0, n, size, channels, seed, split, r_min, r_max)
+
+
+def _dead_leaves_range(
+    start: int,
+    stop: int,
+    size: int,
+    channels: int,
+    seed: int,
+    split: str,
+    r_min: float = DEADLEAVES_R_MIN,
+    r_max: float = DEADLEAVES_R_MAX,
+) -> np.ndarray:
+    """Images ``start`` to ``stop - 1`` of a dead-leaves draw; image ``i`` has its own stream,
+    the ``i``-th child of the draw's seed sequence."""
     fine = size * DEADLEAVES_SUPERSAMPLE
     radius_low = max(r_min * size, 0.5) * DEADLEAVES_SUPERSAMPLE
     radius_high = max(r_max * size * DEADLEAVES_SUPERSAMPLE, radius_low * 1.01)
-    streams = np.random.SeedSequence(
-        [int(seed), zlib.crc32(b"deadleaves"), SPLITS.index(split)]
-    ).spawn(n)
+    entropy = [int(seed), zlib.crc32(b"deadleaves"), SPLITS.index(split)]
     images = np.stack(
         [
             _render_dead_leaves(
-                np.random.default_rng(stream), fine, channels, radius_low, radius_high
+                np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,))),
+                fine,
+                channels,
+                radius_low,
+                radius_high,
             )
-            for stream in streams
+            for index in range(start, stop)
         ]
     )
-    blocks = (n, channels, size, DEADLEAVES_SUPERSAMPLE, size, DEADLEAVES_SUPERSAMPLE)
+    blocks = (stop - start, channels, size, DEADLEAVES_SUPERSAMPLE, size, DEADLEAVES_SUPERSAMPLE)
     return images.reshape(blocks).mean(axis=(3, 5))
 
 
@@ -563,9 +696,7 @@ def _read_image_file(path: Path) -> np.ndarray:
     return _as_unit_float(np.asarray(pixels), path)
 
 
-def _folder_images(
-    root: str | None, n: int, size: int, channels: int, seed: int, split: str
-) -> np.ndarray:
+def _folder_choice(root: str | None, n: int, seed: int, split: str) -> list[Path]:
     """``n`` files of the split, a seeded subset kept in name order; all of them when ``n``
     equals the split size."""
     if root is None:
@@ -577,9 +708,14 @@ def _folder_images(
             f"{FOLDER_TEST_EVERY}th file is test), fewer than the n={n} requested"
         )
     chosen = np.sort(_rng(seed, "folder", split).choice(len(files), size=n, replace=False))
-    images = np.empty((n, channels, size, size), dtype=np.float32)
-    for row, index in enumerate(chosen):
-        square = _center_square(_read_image_file(files[index]))
+    return [files[index] for index in chosen]
+
+
+def _render_files(paths: Sequence[Path], size: int, channels: int) -> np.ndarray:
+    """Read, centre-crop and resize image files: float32 ``[len(paths), channels, size, size]``."""
+    images = np.empty((len(paths), channels, size, size), dtype=np.float32)
+    for row, path in enumerate(paths):
+        square = _center_square(_read_image_file(path))
         images[row] = _to_channels(_resize(square[None], size), channels)[0]
     return images
 
@@ -610,16 +746,10 @@ def _missing_files_error(name: str, directory: Path, missing: Sequence[str]) -> 
     )
 
 
-def _torchvision_images(
-    name: str,
-    n: int,
-    size: int,
-    channels: int,
-    seed: int,
-    split: str,
-    root: str | None,
-    download: bool,
+def _torchvision_pixels(
+    name: str, n: int, seed: int, split: str, root: str | None, download: bool
 ) -> np.ndarray:
+    """The ``n`` chosen images of a torchvision data set, uint8 ``[n, h, w(, 3)]``."""
     import torchvision.datasets as tvd
 
     if root is None:
@@ -637,7 +767,4 @@ def _torchvision_images(
     except RuntimeError as error:
         raise RuntimeError(f"{directory}: torchvision could not load {name}: {error}") from error
     data = np.asarray(dataset.data)
-    chosen = data[_shuffled_passes(_rng(seed, name, split), len(data), n)]
-    pixels = chosen[:, None] if chosen.ndim == 3 else chosen.transpose(0, 3, 1, 2)
-    images = pixels.astype(np.float32) / 255.0
-    return _to_channels(_resize(images, size), channels)
+    return data[_shuffled_passes(_rng(seed, name, split), len(data), n)]

@@ -1,5 +1,6 @@
 """Ground-truth simulators that turn any image or video into realistic neural responses."""
 
+from neuralsight.simulate.chunked import simulate_to_file
 from neuralsight.simulate.cortex import CortexSimulator, simulate_cortex
 from neuralsight.simulate.retina import RetinaSimulator, RetinaStream, simulate_retina
 
@@ -9,4 +10,5 @@ __all__ = [
     "RetinaStream",
     "simulate_cortex",
     "simulate_retina",
+    "simulate_to_file",
 ]

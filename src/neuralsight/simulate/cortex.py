@@ -416,6 +416,37 @@ class CortexSimulator:
         chunk_size = _check_positive_int("chunk_size", chunk_size)
         return self._chunks(images, repeats, seed, chunk_size)
 
+    def trials(
+        self, drive: np.ndarray, first: int = 0, repeats: int = 1, seed: int | None = None
+    ) -> np.ndarray:
+        """Single trials ``[N * repeats, n_units, n_bins]`` from a noiseless `drive` ``[N, n_units]``.
+
+        The rows of ``drive`` are stimuli ``first``, ``first + 1``, ... of a stimulus set,
+        and each stimulus's noise is seeded by that index, so a large set can be simulated
+        block by block, in any process, with the trials `responses` gives for the whole set
+        (up to float rounding of the drive, which depends on the batch it was computed in).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> sim = CortexSimulator(32, {"V1": 1}, electrodes_per_array=2, mode="window")
+        >>> images = np.random.default_rng(0).random((3, 1, 32, 32))
+        >>> whole = sim.responses(images, repeats=2)
+        >>> part = sim.trials(sim.drive(images)[2:], first=2, repeats=2)
+        >>> bool(np.allclose(part, whole[4:], atol=1e-5))
+        True
+        """
+        drive = np.asarray(drive, dtype=np.float32)
+        if drive.ndim != 2 or drive.shape[1] != self.n_units:
+            raise ValueError(
+                f"drive must have shape [N, n_units] = [N, {self.n_units}], found {drive.shape}"
+            )
+        repeats = _check_positive_int("repeats", repeats)
+        if not (isinstance(first, int | np.integer) and first >= 0):
+            raise ValueError(f"parameter 'first' must be an integer >= 0, found {first!r}")
+        index = np.arange(first, first + len(drive))
+        return self._trials(drive, index, repeats, seed)
+
     def _chunks(
         self, images: np.ndarray, repeats: int, seed: int | None, chunk_size: int
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

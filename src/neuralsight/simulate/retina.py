@@ -826,6 +826,19 @@ class RetinaStream:
         return self._rng.poisson(expected).astype(np.float32)
 
 
+def split_spike_seeds(seed: int) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    """The spike streams of the train and the test trials of `simulate_retina` with ``seed``.
+
+    Examples
+    --------
+    >>> train, test = split_spike_seeds(0)
+    >>> int(np.random.default_rng(train).integers(10**6)) != int(np.random.default_rng(test).integers(10**6))
+    True
+    """
+    train, test = np.random.SeedSequence([seed, _SPIKE_STREAM]).spawn(2)
+    return train, test
+
+
 def simulate_retina(
     train_images: np.ndarray,
     test_images: np.ndarray,
@@ -882,7 +895,7 @@ def simulate_retina(
             raise ValueError(f"parameter '{name}' must be an integer >= 1, found {value!r}")
     params = {**PRESETS[preset], **overrides}
     retina = RetinaSimulator(image_size=train.shape[2:], n_cells=n_cells, seed=seed, **params)
-    train_seed, test_seed = np.random.SeedSequence([seed, _SPIKE_STREAM]).spawn(2)
+    train_seed, test_seed = split_spike_seeds(seed)
     responses = np.concatenate(
         [
             retina.sample_counts(
@@ -900,7 +913,29 @@ def simulate_retina(
         ]
     )
     split = np.repeat(["train", "test"], [len(train) * repeats_train, len(test) * repeats_test])
-    meta = {
+    return NeuralDataset(
+        responses=responses,
+        stimuli=np.concatenate([train, test]),
+        stimulus_id=stimulus_id,
+        units=retina.units.copy(),
+        bin_edges_ms=retina.bin_edges_ms,
+        split=split,
+        meta=retina_meta(retina, preset, seed, repeats_train, repeats_test),
+    )
+
+
+def retina_meta(
+    retina: RetinaSimulator, preset: str, seed: int, repeats_train: int, repeats_test: int
+) -> dict[str, Any]:
+    """The provenance `simulate_retina` records: simulator, preset, seed, version, parameters.
+
+    Examples
+    --------
+    >>> meta = retina_meta(RetinaSimulator(8, n_cells=4), "realistic", 0, 1, 2)
+    >>> meta["simulator"], meta["repeats_test"], meta["parameters"]["n_cells"]
+    ('retina', 2, 4)
+    """
+    return {
         "simulator": "retina",
         "preset": preset,
         "cell_model": retina.cell_model,
@@ -913,12 +948,3 @@ def simulate_retina(
         "repeats_test": int(repeats_test),
         "parameters": retina.params,
     }
-    return NeuralDataset(
-        responses=responses,
-        stimuli=np.concatenate([train, test]),
-        stimulus_id=stimulus_id,
-        units=retina.units.copy(),
-        bin_edges_ms=retina.bin_edges_ms,
-        split=split,
-        meta=meta,
-    )
