@@ -90,6 +90,57 @@ def test_fit_predict_evaluate_round_trip(tiny_dataset, tmp_path):
     assert metrics["meta"]["model"] == "RidgeDecoder"
 
 
+def _ridge_config(tmp_path, dataset, logger) -> str:
+    config = {
+        "seed_everything": 0,
+        "model": {"class_path": "neuralsight.models.decoders.RidgeDecoder"},
+        "data": {"path": str(dataset), "batch_size": 16},
+        "trainer": {
+            "max_epochs": 1,
+            "accelerator": "cpu",
+            "logger": logger,
+            "enable_progress_bar": False,
+            "default_root_dir": str(tmp_path / "run"),
+        },
+    }
+    path = tmp_path / "ridge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_fit_and_test_leave_a_report_in_the_run_folder(tiny_dataset, tmp_path):
+    config = _ridge_config(tmp_path, tiny_dataset, logger=False)
+    main(["fit", "--config", config])
+    report = tmp_path / "run" / "report.html"
+    page = report.read_text()
+    assert "Run and configuration" in page and "config.yaml" in page
+    (checkpoint,) = (tmp_path / "run").rglob("*.ckpt")
+    report.unlink()
+    main(["test", "--config", config, "--ckpt_path", str(checkpoint)])
+    assert report.is_file()
+
+
+def test_a_logged_fit_reports_in_its_log_folder(tiny_dataset, tmp_path):
+    logger = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(tmp_path / "run")},
+    }
+    main(["fit", "--config", _ridge_config(tmp_path, tiny_dataset, logger)])
+    (report,) = tmp_path.rglob("report.html")
+    assert (report.parent / "metrics.csv").is_file()
+    assert "Training curves" in report.read_text()
+
+
+def test_a_report_that_cannot_be_written_only_warns(tiny_dataset, tmp_path, monkeypatch):
+    def refuse(run_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("neuralsight.viz.report.write_report", refuse)
+    with pytest.warns(UserWarning, match="no report written for .*No space left"):
+        main(["fit", "--config", _ridge_config(tmp_path, tiny_dataset, logger=False)])
+    assert len(list((tmp_path / "run").rglob("*.ckpt"))) == 1
+
+
 def test_convert_npz(tmp_path):
     rng = np.random.default_rng(0)
     src = tmp_path / "rec.npz"

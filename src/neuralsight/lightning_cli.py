@@ -4,11 +4,14 @@ Any decoder or encoder class can be named in a YAML config (``model.class_path``
 ``n_inputs`` and ``image_shape`` are taken from the DataModule, so a config names only what
 a person chooses. ``predict`` writes a file that ``neuralsight evaluate`` scores: a
 reconstructions file for a decoder, a response-predictions file for an encoder
-(``--reconstructions`` names either).
+(``--reconstructions`` names either). ``fit`` and ``test`` end by writing the HTML report
+(`neuralsight.viz.report.write_report`) of their run folder, the trainer's ``log_dir``; a
+report that cannot be written is a warning, never a failed run.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.models.encoders.base import Encoder, ResponsePredictionWriter
@@ -65,6 +69,31 @@ class NeuralSightCLI(LightningCLI):
         )
         writer = ResponsePredictionWriter(path) if is_encoder else ReconstructionWriter(path)
         self.trainer.callbacks.append(writer)
+
+    def after_fit(self) -> None:
+        self.write_report()
+
+    def after_test(self) -> None:
+        self.write_report()
+
+    def write_report(self) -> Path | None:
+        """Write ``report.html`` into the run folder (the trainer's ``log_dir``), on rank 0.
+
+        Returns its path, or None where it could not be written: a run folder with nothing
+        to report, unreadable JSON in it or a full disk is a warning, not an error.
+        """
+        from neuralsight.viz.report import write_report
+
+        run_dir = Path(self.trainer.log_dir)  # a collective call: every rank asks
+        if not self.trainer.is_global_zero:
+            return None
+        try:
+            path = write_report(run_dir)
+        except (OSError, ValueError) as error:
+            warnings.warn(f"neuralsight: no report written for {run_dir}: {error}", stacklevel=2)
+            return None
+        rank_zero_info(f"neuralsight: report written to {path}")
+        return path
 
 
 def run_lightning_cli(argv: Sequence[str]) -> NeuralSightCLI:
