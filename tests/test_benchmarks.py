@@ -33,3 +33,68 @@ def test_decode_speed_prints_one_json_document():
             assert all(value > 0 for value in timings.values())
         assert set(result["fast_over_eager"]) == {"batched_fps", "single_fps"}
         assert result["max_abs_diff"] < 1e-4
+
+
+def _run_json(script: str, *args: str) -> dict:
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(run.stdout)
+
+
+def test_train_speed_times_each_model_and_precision():
+    doc = _run_json(
+        "train_speed.py",
+        *("--models", "sid", "--size", "16", "--batch-size", "4", "--steps", "1"),
+        *("--repeats", "2", "--warmups", "1", "--threads", "1"),
+        *("--precisions", "32-true", "bf16-mixed"),
+    )
+    assert {"machine", "settings", "models", "wall_s"} <= doc.keys()
+    assert {"device", "device_name", "load_average_1_5_15_min"} <= doc["machine"].keys()
+    sid = doc["models"]["sid"]
+    for variant in ("32-true", "bf16-mixed"):
+        result = sid["variants"][variant]
+        assert result["samples_per_s"] > 0 and len(result["windows_samples_per_s"]) == 2
+        assert result["precision_used"] == variant
+    assert sid["ratios"]["bf16-mixed_over_32-true"] > 0
+
+
+def test_precision_compile_sweeps_batch_sizes_and_records_failures():
+    doc = _run_json(
+        "precision_compile.py",
+        *("--decoders", "sid", "monkeysee", "--variants", "fp32", "bf16", "compiled"),
+        *("--batch-sizes", "1", "4", "--size", "32", "--samples", "4", "--repeats", "1"),
+        *("--warmups", "0", "--threads", "1", "--compile-timeout", "0.01"),
+    )
+    assert set(doc["decoders"]) == {"sid", "monkeysee"}
+    for result in doc["decoders"].values():
+        assert set(result["batch_sizes"]) == {"1", "4"}
+        for timings in result["batch_sizes"].values():
+            assert set(timings) == {"fp32", "bf16"}
+            assert all(t["samples_per_s"] > 0 for t in timings.values())
+        assert set(result["ratios"]["4"]) == {"bf16_over_fp32"}
+        bf16 = result["difference_vs_fp32"]["bf16"]
+        assert 0 < bf16["max_abs_diff"] < 0.1 and bf16["psnr_vs_fp32_db"] > 30
+        assert 0.9 < bf16["ssim_vs_fp32"] <= 1
+        assert "TimeoutError" in result["errors"]["compiled"]
+
+
+def test_run_all_collects_the_documents_in_one_file_per_machine(tmp_path):
+    args = ["--quick", "--only", "decode_speed", "--out-dir", str(tmp_path)]
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run_all.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    path = Path(run.stdout.strip().splitlines()[-1])
+    assert path.parent == tmp_path and path.stem.startswith("cpu-")
+    doc = json.loads(path.read_text())
+    assert doc["machine_name"] == path.stem and doc["quick"]
+    assert doc["commands"]["decode_speed"][0] == "benchmarks/decode_speed.py"
+    assert set(doc["results"]["decode_speed"]["decoders"]) == {"ridge"}
