@@ -12,6 +12,10 @@
 - ``neuralsight demo``: the main job, end to end on embedded data.
 - ``neuralsight stream``: a video encoded to spikes and decoded frame by frame, timed, to MP4.
 - ``neuralsight report RUN_DIR``: one self-contained HTML page for a run folder.
+- ``neuralsight analyze occlusion | fields | single-area | ablation``: analyses of MonkeySee
+  models (`neuralsight.analysis`), each writing figures, tables and a report into ``--out``;
+  ``single-area`` and ``ablation`` train, from a MonkeySee YAML config (``--config``) with
+  ``--max-epochs`` / ``--max-steps`` and ``-o KEY=VALUE`` model options.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_stream(commands)
     _add_report(commands)
+    _add_analyze(commands)
     for name in LIGHTNING_COMMANDS:
         commands.add_parser(name, help=f"LightningCLI {name} (see neuralsight {name} --help)")
     return parser
@@ -294,6 +299,178 @@ def _run_report(args) -> int:
     from neuralsight.viz.report import write_report
 
     print(write_report(args.run_dir, out=args.out))
+    return 0
+
+
+def _add_analyze(commands) -> None:
+    p = commands.add_parser("analyze", help="analyses of MonkeySee models (occlusion, RFs, ...)")
+    analyses = p.add_subparsers(title="analyses", metavar="ANALYSIS")
+    p.set_defaults(run=lambda _: p.print_help() or 2)
+
+    occlusion = analyses.add_parser(
+        "occlusion", help="score a trained model with areas or time bins occluded"
+    )
+    occlusion.add_argument("--ckpt", required=True, help="MonkeySee checkpoint (.ckpt)")
+    occlusion.add_argument("--dataset", required=True, help="the dataset file it was trained on")
+    occlusion.add_argument("--out", required=True, help="output folder")
+    occlusion.add_argument(
+        "--fill",
+        choices=("baseline", "zeros"),
+        default="baseline",
+        help="replace occluded responses by each unit's pre-stimulus mean, or by zeros",
+    )
+    occlusion.add_argument(
+        "--by",
+        choices=("area", "window"),
+        default="area",
+        help="area: each area alone and each area removed; window: only one time window kept",
+    )
+    occlusion.add_argument(
+        "--windows",
+        nargs="+",
+        default=None,
+        metavar="START:STOP",
+        help="--by window: windows in ms to keep (default 50 ms windows from onset)",
+    )
+    _add_feature_options(occlusion)
+    occlusion.set_defaults(run=_run_analyze_occlusion)
+
+    fields = analyses.add_parser(
+        "fields", help="learned receptive fields of an end-to-end model against the true ones"
+    )
+    fields.add_argument("--ckpt", required=True, help="end-to-end MonkeySee checkpoint (.ckpt)")
+    fields.add_argument("--dataset", required=True, help="the dataset file it was trained on")
+    fields.add_argument("--out", required=True, help="output folder")
+    fields.set_defaults(run=_run_analyze_fields)
+
+    single = analyses.add_parser("single-area", help="train and score one model per area")
+    _add_training_options(single)
+    single.add_argument(
+        "--areas", nargs="+", default=None, help="areas (default all; 'all' = every unit)"
+    )
+    single.set_defaults(run=_run_analyze_single_area)
+
+    ablation = analyses.add_parser(
+        "ablation", help="train and score MonkeySee with each loss term switched off"
+    )
+    _add_training_options(ablation)
+    ablation.add_argument(
+        "--terms",
+        nargs="+",
+        choices=("adversarial", "feature", "pixel"),
+        default=None,
+        help="loss terms to switch off one at a time (default all)",
+    )
+    ablation.set_defaults(run=_run_analyze_ablation)
+
+
+def _add_feature_options(p) -> None:
+    g = p.add_argument_group("AlexNet feature metrics")
+    g.add_argument("--weights", default="auto", help="AlexNet weights: auto, random or a path")
+    g.add_argument(
+        "--feature-size", type=int, default=224, help="AlexNet input side (224 as published)"
+    )
+    g.add_argument("--no-features", action="store_true", help="skip the AlexNet metrics")
+
+
+def _add_training_options(p) -> None:
+    p.add_argument("--dataset", required=True, help="dataset file to train and test on")
+    p.add_argument("--out", required=True, help="output folder (checkpoints, figures, report)")
+    p.add_argument("--config", default=None, help="MonkeySee YAML config (configs/monkeysee_*)")
+    p.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="MonkeySee option, value parsed as YAML (repeatable), e.g. -o mapping=dense",
+    )
+    p.add_argument("--max-epochs", type=int, default=None, help="overrides the config")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (2 per batch)")
+    p.add_argument("--batch-size", type=int, default=None, help="overrides the config")
+    p.add_argument("--num-workers", type=int, default=None, help="overrides the config")
+    p.add_argument("--accelerator", default=None, help="cpu, gpu or auto (overrides the config)")
+    p.add_argument("--seed", type=int, default=None, help="overrides seed_everything")
+    _add_feature_options(p)
+
+
+def _parse_windows(windows: Sequence[str] | None) -> list[tuple[float, float]] | None:
+    if windows is None:
+        return None
+    parsed = []
+    for window in windows:
+        start, sep, stop = window.partition(":")
+        try:
+            if not sep:
+                raise ValueError(window)
+            parsed.append((float(start), float(stop)))
+        except ValueError:
+            raise SystemExit(
+                f"neuralsight analyze: window {window!r} is not START:STOP in ms"
+            ) from None
+    return parsed
+
+
+def _run_analyze_occlusion(args) -> int:
+    from neuralsight.analysis.occlusion import run_occlusion
+
+    report = run_occlusion(
+        args.ckpt,
+        args.dataset,
+        args.out,
+        by=args.by,
+        fill=args.fill,
+        windows_ms=_parse_windows(args.windows),
+        weights=args.weights,
+        feature_size=args.feature_size,
+        features=not args.no_features,
+    )
+    print(report)
+    return 0
+
+
+def _run_analyze_fields(args) -> int:
+    from neuralsight.analysis.fields import run_fields
+
+    print(run_fields(args.ckpt, args.dataset, args.out))
+    return 0
+
+
+def _training_args(args) -> tuple:
+    from neuralsight.analysis.training import training_settings
+    from neuralsight.data.dataset import NeuralDataset
+
+    settings = training_settings(
+        args.config,
+        model_options=parse_options(args.option),
+        max_epochs=args.max_epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        accelerator=args.accelerator,
+        seed=args.seed,
+    )
+    features = {
+        "weights": args.weights,
+        "feature_size": args.feature_size,
+        "features": not args.no_features,
+    }
+    return NeuralDataset.open(args.dataset), settings, features
+
+
+def _run_analyze_single_area(args) -> int:
+    from neuralsight.analysis.single_area import run_single_area
+
+    dataset, settings, features = _training_args(args)
+    print(run_single_area(dataset, settings, args.out, areas=args.areas, **features))
+    return 0
+
+
+def _run_analyze_ablation(args) -> int:
+    from neuralsight.analysis.ablation import run_ablation
+
+    dataset, settings, features = _training_args(args)
+    print(run_ablation(dataset, settings, args.out, terms=args.terms, **features))
     return 0
 
 

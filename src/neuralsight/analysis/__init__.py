@@ -1,1 +1,87 @@
-"""analysis."""
+"""Analyses of trained decoders: occlusion, single-area models, loss ablations, learned RFs.
+
+- `occlusion`: responses of chosen areas or outside a time window replaced by their
+  pre-stimulus baseline or zeros, and a trained decoder scored under every condition;
+- `single_area`: the data set of one area's units, and one model trained per area;
+- `ablation`: MonkeySee retrained with each loss term switched off;
+- `fields`: learned receptive fields of the end-to-end model against the true ones;
+- `conditions`: scoring a set of conditions and writing figures, tables and the report;
+- `training`: configs, training and checkpoint loading shared by the analyses.
+
+Each ``run_*`` function writes one folder (PNG figures, CSV and JSON tables, ``run.json``,
+``report.html``) and backs a ``neuralsight analyze`` subcommand.
+"""
+
+from neuralsight.analysis.ablation import ablation_conditions, run_ablation
+from neuralsight.analysis.conditions import (
+    CONV_LAYERS,
+    ConditionResults,
+    feature_extractor,
+    held_out_pairs,
+    score_conditions,
+    write_conditions,
+)
+from neuralsight.analysis.fields import (
+    field_summary,
+    field_table,
+    median_distance_sigmas,
+    model_fields,
+    run_fields,
+    true_fields,
+)
+from neuralsight.analysis.occlusion import (
+    OcclusionCondition,
+    apply_condition,
+    area_conditions,
+    evaluate_occlusion,
+    fill_values,
+    occlude,
+    occlude_areas,
+    occlude_outside_window,
+    prestimulus_baseline,
+    run_occlusion,
+    window_conditions,
+)
+from neuralsight.analysis.single_area import restrict_to_area, run_single_area
+from neuralsight.analysis.training import (
+    TrainingSettings,
+    load_config,
+    load_monkeysee,
+    train_monkeysee,
+    training_settings,
+)
+
+__all__ = [
+    "CONV_LAYERS",
+    "ConditionResults",
+    "OcclusionCondition",
+    "TrainingSettings",
+    "ablation_conditions",
+    "apply_condition",
+    "area_conditions",
+    "evaluate_occlusion",
+    "feature_extractor",
+    "field_summary",
+    "field_table",
+    "fill_values",
+    "held_out_pairs",
+    "load_config",
+    "load_monkeysee",
+    "median_distance_sigmas",
+    "model_fields",
+    "occlude",
+    "occlude_areas",
+    "occlude_outside_window",
+    "prestimulus_baseline",
+    "restrict_to_area",
+    "run_ablation",
+    "run_fields",
+    "run_occlusion",
+    "run_single_area",
+    "score_conditions",
+    "train_monkeysee",
+    "training_settings",
+    "true_fields",
+    "window_conditions",
+    "write_conditions",
+]

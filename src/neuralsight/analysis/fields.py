@@ -1,0 +1,186 @@
+"""Learned receptive fields of the end-to-end MonkeySee against the true ones.
+
+The end-to-end model learns one Gaussian receptive field (RF) per electrode
+(`LearnedInverseRF`). `field_table` puts each unit's learned RF next to its true one (the
+data set's ``rf_x``, ``rf_y``, ``rf_sigma``, NaN where unknown) with the distance between
+centres in normalised units and in true RF SDs (`compare_fields`); `field_summary` gives the
+median distance in SDs per area and overall, and `run_fields` draws the visual-field map
+and size against eccentricity (`neuralsight.viz.analysis.field_map`) and writes
+``fields.png``, ``fields.csv``, ``fields.json``, ``run.json`` and the report.
+
+Coordinates are normalised image coordinates ([-1, 1], y down). Where the model was
+initialised from the true RFs (as the end-to-end config does), the distance measures how
+far training moved them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neuralsight.analysis.conditions import write_text
+from neuralsight.analysis.training import check_matches, load_monkeysee
+from neuralsight.data.dataset import NeuralDataset
+from neuralsight.models.blocks.inverse_rf import compare_fields
+from neuralsight.models.decoders.monkeysee import MonkeySee
+from neuralsight.viz.analysis import field_map
+from neuralsight.viz.report import write_report
+
+RF_COLUMNS = ("rf_x", "rf_y", "rf_sigma")
+
+
+def true_fields(units: pd.DataFrame) -> pd.DataFrame:
+    """``rf_x``, ``rf_y``, ``rf_sigma`` of a units table, NaN where a column or value is missing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> true_fields(pd.DataFrame({"rf_x": [0.1], "rf_y": [0.2]}))["rf_sigma"].isna().all()
+    np.True_
+    """
+    return pd.DataFrame(
+        {
+            c: units[c].astype(float).to_numpy() if c in units.columns else np.nan
+            for c in RF_COLUMNS
+        },
+        index=range(len(units)),
+    )
+
+
+def field_table(learned: pd.DataFrame, true: pd.DataFrame) -> pd.DataFrame:
+    """Learned and true RFs side by side, with distances, one row per unit.
+
+    Parameters
+    ----------
+    learned
+        ``area`` (optional), ``rf_x``, ``rf_y``, ``rf_sigma``, e.g. `MonkeySee.learned_fields`.
+    true
+        ``rf_x``, ``rf_y``, ``rf_sigma`` of the same units in the same order, NaN where
+        unknown (`true_fields`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``learned``'s columns, ``true_rf_x``, ``true_rf_y``, ``true_rf_sigma``,
+        ``eccentricity`` and ``true_eccentricity``, and from `compare_fields` ``distance``,
+        ``distance_sigmas`` and ``sigma_ratio`` (NaN where the true RF is unknown).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> true = pd.DataFrame({"rf_x": [0.0, 0.5], "rf_y": [0.0, 0.0], "rf_sigma": [0.1, 0.2]})
+    >>> learned = true.assign(area=["V1", "V4"], rf_x=[0.3, 0.5])
+    >>> field_table(learned, true)["distance_sigmas"].round(6).tolist()
+    [3.0, 0.0]
+    """
+    if len(learned) != len(true):
+        raise ValueError(
+            f"learned and true fields must have one row per unit each, found {len(learned)} "
+            f"and {len(true)} rows"
+        )
+    table = learned.reset_index(drop=True).copy()
+    if "area" not in table.columns:
+        table.insert(0, "area", "unknown")
+    for column in RF_COLUMNS:
+        table[f"true_{column}"] = true[column].to_numpy(dtype=float)
+    table["eccentricity"] = np.hypot(table["rf_x"], table["rf_y"])
+    table["true_eccentricity"] = np.hypot(table["true_rf_x"], table["true_rf_y"])
+    distances = compare_fields(table[list(RF_COLUMNS)], true.reset_index(drop=True))
+    return pd.concat([table, distances], axis=1)
+
+
+def _summary(rows: pd.DataFrame) -> dict[str, Any]:
+    known = rows[np.isfinite(rows["distance_sigmas"])]
+    return {
+        "n_units": len(rows),
+        "n_with_true_field": len(known),
+        "median_distance_sigmas": float(known["distance_sigmas"].median()) if len(known) else None,
+        "median_distance": float(known["distance"].median()) if len(known) else None,
+        "median_sigma_ratio": float(known["sigma_ratio"].median()) if len(known) else None,
+    }
+
+
+def median_distance_sigmas(table: pd.DataFrame) -> float:
+    """Median distance between learned and true centres in true RF SDs (units with a true RF).
+
+    NaN when no unit has a true RF.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> true = pd.DataFrame({"rf_x": [0.0], "rf_y": [0.2], "rf_sigma": [0.1]})
+    >>> median_distance_sigmas(field_table(true, true))
+    0.0
+    """
+    value = _summary(table)["median_distance_sigmas"]
+    return float("nan") if value is None else value
+
+
+def field_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per area and ``"all"``: units, units with a true RF, median distance (SDs and
+    normalised units) and median ratio of learned to true SD.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> true = pd.DataFrame({"rf_x": [0.0], "rf_y": [0.2], "rf_sigma": [0.1]})
+    >>> field_summary(field_table(true.assign(area="V1"), true))["V1"]["median_distance_sigmas"]
+    0.0
+    """
+    summary = {"all": _summary(table)}
+    for area in dict.fromkeys(table["area"]):
+        summary[str(area)] = _summary(table[table["area"] == area])
+    return summary
+
+
+def model_fields(model: MonkeySee, dataset: NeuralDataset) -> pd.DataFrame:
+    """`field_table` of an end-to-end model against the RFs of the data set's units.
+
+    Examples
+    --------
+    >>> model_fields(load_monkeysee("e2e.ckpt"), NeuralDataset.open("data.h5"))  # doctest: +SKIP
+    """
+    check_matches(model, dataset)
+    return field_table(model.learned_fields(), true_fields(dataset.units))
+
+
+def run_fields(
+    checkpoint: str | os.PathLike,
+    dataset: str | os.PathLike | NeuralDataset,
+    out: str | os.PathLike,
+) -> Path:
+    """``neuralsight analyze fields``: the learned-RF figure, table and summary, and the report.
+
+    Examples
+    --------
+    >>> run_fields("e2e.ckpt", "data.h5", "outputs/fields")  # doctest: +SKIP
+    PosixPath('outputs/fields/report.html')
+    """
+    model = load_monkeysee(checkpoint)
+    if not isinstance(dataset, NeuralDataset):
+        dataset = NeuralDataset.open(dataset)
+    table = model_fields(model, dataset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = field_summary(table)
+    median = summary["all"]["median_distance_sigmas"]
+    title = "learned receptive fields" + (
+        f" (median centre distance {median:.2f} true SDs)" if median is not None else ""
+    )
+    field_map(table, out / "fields.png", title=title)
+    write_text(out / "fields.csv", table.to_csv(index_label="unit"))
+    write_text(out / "fields.json", json.dumps(summary, indent=2) + "\n")
+    run = {
+        "analysis": "learned receptive fields",
+        "checkpoint": str(checkpoint),
+        "dataset": dataset.source,
+        "rf_units": dataset.meta.get("rf_units", "normalised image coordinates"),
+        "summary": summary["all"],
+    }
+    write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
+    return write_report(out)
