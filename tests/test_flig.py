@@ -14,7 +14,7 @@ from neuralsight.data import NeuralDataModule
 from neuralsight.data.readers.fmri69 import read
 from neuralsight.lightning_cli import NeuralSightCLI
 from neuralsight.models.decoders import FLIG
-from neuralsight.models.decoders.flig import FLOW_TERMS
+from neuralsight.models.decoders.flig import FLOW_TERMS, FeatureAutoencoder
 from neuralsight.train import make_trainer
 from test_ddp import RecordWeights
 
@@ -198,3 +198,19 @@ def test_data_driven_starts_agree_across_ddp_processes(tmp_path):
     trainer.fit(model, dm)
     records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert records[0]["hash"] == records[1]["hash"]
+
+
+@pytest.mark.parametrize("exact_max", [2048, 4])
+def test_the_pca_start_is_exact_and_ignores_the_global_random_state(monkeypatch, exact_max):
+    monkeypatch.setattr("neuralsight.models.decoders.flig.EXACT_PCA_MAX", exact_max)
+    images = torch.rand(40, 1, 6, 6)
+    weights = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        cae = FeatureAutoencoder((1, 6, 6), n_features=5, channels=(4,))
+        cae.init_pca(images)
+        weights.append(cae.linear_out.weight.abs())
+    torch.testing.assert_close(weights[0], weights[1])
+    flat = images.flatten(1).double()
+    variances = torch.linalg.svdvals(flat - flat.mean(0))[:5].square() / 39
+    torch.testing.assert_close(weights[0].double().square().sum(0), variances, rtol=1e-3, atol=0)
