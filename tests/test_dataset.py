@@ -1,5 +1,8 @@
 """NeuralDataset: validation, HDF5 round trip, lazy opening, atomic writes."""
 
+import os
+import stat
+
 import h5py
 import numpy as np
 import pytest
@@ -46,6 +49,23 @@ def test_failed_save_leaves_no_file(tmp_path, toy_dataset):
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         toy_dataset.save(tmp_path / "bad.h5")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_and_streamed_files_get_the_permissions_open_gives(tmp_path, toy_dataset):
+    previous = os.umask(0o022)
+    try:
+        saved = toy_dataset.save(tmp_path / "saved.h5")
+        writer = NeuralDataset.create(
+            tmp_path / "streamed.h5", 1, 1, 1, 1, (1, 2, 2), split=["train"], stimulus_id=[0]
+        )
+        writer.write_responses(0, np.zeros((1, 1), np.float32))
+        writer.write_stimuli(0, np.zeros((1, 1, 2, 2), np.float32))
+        streamed = writer.close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o644
+    assert stat.S_IMODE(streamed.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved.h5", "streamed.h5"]
 
 
 def test_from_arrays_fills_defaults():

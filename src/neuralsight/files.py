@@ -1,7 +1,7 @@
 """Atomic file writes: a file appears whole under its name, or not at all.
 
 Every writer of neuralsight (metrics JSON, reconstructions and predictions files, figures,
-HTML reports, NWB exports) writes into a temporary sibling of its target and renames it
+HTML reports, NWB exports, dataset files) writes into a temporary sibling of its target and renames it
 over the target when done, so an interrupted run never leaves a truncated file for the next
 step to read. The file gets the permissions a plain ``open`` would give it (``0o666`` less
 the umask), not the private ``0o600`` of `tempfile.mkstemp`.
@@ -23,13 +23,49 @@ def _umask() -> int:
     return mask
 
 
+def temporary_sibling(path: str | os.PathLike) -> Path:
+    """Create an empty temporary file beside ``path`` (folders made) to be renamed onto it.
+
+    It has the target's suffix, so writers that pick a format from the name (matplotlib)
+    see the right one; `move_into_place` finishes the write.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "run" / "a.h5"
+    >>> tmp = temporary_sibling(target)
+    >>> tmp.parent == target.parent and tmp.suffix == ".h5" and tmp.is_file()
+    True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Rename the finished ``tmp`` onto ``path``, with the permissions ``open`` would give.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> tmp = temporary_sibling(target)
+    >>> _ = tmp.write_text("whole")
+    >>> move_into_place(tmp, target).read_text(), tmp.exists()
+    ('whole', False)
+    """
+    Path(tmp).chmod(0o666 & ~_umask())
+    os.replace(tmp, path)
+    return Path(path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; it becomes ``path`` if the block succeeds.
 
-    The temporary file has the target's suffix (writers that pick a format from the name,
-    such as matplotlib, see the right one); on any error it is removed and ``path`` is left
-    as it was.
+    On any error the temporary file is removed and ``path`` is left as it was.
 
     Examples
     --------
@@ -40,15 +76,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     >>> target.read_text()
     'whole'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temporary_sibling(path)
     try:
         yield tmp
-        tmp.chmod(0o666 & ~_umask())
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+
+from neuralsight.files import move_into_place, temporary_sibling
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
@@ -306,7 +307,7 @@ class NeuralDataset:
         3
         """
         path = Path(path)
-        tmp = _temporary_sibling(path)
+        tmp = temporary_sibling(path)
         try:
             with h5py.File(tmp, "w") as f:
                 responses, stimuli = _create_layout(
@@ -314,7 +315,7 @@ class NeuralDataset:
                 )
                 _copy_in_blocks(self.responses, responses, chunk_trials * 16)
                 _copy_in_blocks(self.stimuli, stimuli, 1024)
-            os.replace(tmp, path)
+            move_into_place(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -495,7 +496,7 @@ class DatasetWriter:
         chunk_stimuli: int,
     ) -> None:
         self.path = Path(path)
-        self._tmp = _temporary_sibling(self.path)
+        self._tmp = temporary_sibling(self.path)
         self._file: h5py.File | None = None
         try:
             self._file = h5py.File(self._tmp, "w")
@@ -561,7 +562,7 @@ class DatasetWriter:
                 )
         self._file.close()
         self._file = None
-        os.replace(self._tmp, self.path)
+        move_into_place(self._tmp, self.path)
         return self.path
 
     def discard(self) -> None:
@@ -579,14 +580,6 @@ class DatasetWriter:
             self.close()
         else:
             self.discard()
-
-
-def _temporary_sibling(path: Path) -> Path:
-    """An empty temporary file beside ``path`` (folders made), to be renamed onto it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def _create_layout(

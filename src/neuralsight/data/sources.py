@@ -217,7 +217,7 @@ def stimulus_blocks(
     True
     """
     _check_source_name(name)
-    _check_common(n, size, channels, seed, split)
+    check_source_args(n, size, channels, seed, split)
     if not _is_integer(block) or block < 1:
         raise ValueError(f"parameter 'block' must be a positive integer, found {block!r}")
     if name == "natural":
@@ -247,7 +247,7 @@ def _render_pixels(pixels: np.ndarray, size: int, channels: int) -> np.ndarray:
     images = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)
     if images.dtype == np.uint8:
         images = images.astype(np.float32) / 255.0
-    return _to_channels(_resize(images, size), channels)
+    return to_channels(resize_images(images, size), channels)
 
 
 def describe_source(name: str) -> str:
@@ -275,7 +275,28 @@ def _is_integer(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def _check_common(n: int, size: int, channels: int, seed: int, split: str) -> None:
+def check_source_args(n: int, size: int, channels: int, seed: int, split: str) -> None:
+    """Check the parameters every stimulus source shares.
+
+    Parameters
+    ----------
+    n, size, channels, seed, split
+        As in `make_stimuli`.
+
+    Raises
+    ------
+    ValueError
+        When a parameter is out of range; the message names it, the allowed values and
+        the value found.
+
+    Examples
+    --------
+    >>> check_source_args(4, 16, 1, 0, "train")
+    >>> check_source_args(4, 16, 2, 0, "train")
+    Traceback (most recent call last):
+    ...
+    ValueError: parameter 'channels' must be one of (1, 3), found 2
+    """
     if not _is_integer(n) or n < 1:
         raise ValueError(f"parameter 'n' must be a positive integer, found {n!r}")
     if not _is_integer(size) or size < 2:
@@ -288,8 +309,37 @@ def _check_common(n: int, size: int, channels: int, seed: int, split: str) -> No
         raise ValueError(f"parameter 'split' must be one of {SPLITS}, found {split!r}")
 
 
-def _rng(seed: int, source: str, split: str) -> np.random.Generator:
-    """A generator whose stream depends on the seed, the source and the split."""
+def source_rng(seed: int, source: str, split: str) -> np.random.Generator:
+    """A random generator whose stream depends on the seed, the source and the split.
+
+    Parameters
+    ----------
+    seed
+        Non-negative seed.
+    source
+        Name of the stream, usually the source name (any string works).
+    split
+        ``"train"`` or ``"test"``.
+
+    Returns
+    -------
+    numpy.random.Generator
+        The same stream for the same arguments; different sources or splits get
+        independent streams.
+
+    Raises
+    ------
+    ValueError
+        When ``split`` is not in `SPLITS`.
+
+    Examples
+    --------
+    >>> a = source_rng(0, "digits", "train").integers(10**6)
+    >>> bool(a == source_rng(0, "digits", "train").integers(10**6))
+    True
+    >>> bool(a == source_rng(0, "digits", "test").integers(10**6))
+    False
+    """
     return np.random.default_rng([int(seed), zlib.crc32(source.encode()), SPLITS.index(split)])
 
 
@@ -299,11 +349,29 @@ def _shuffled_passes(rng: np.random.Generator, pool: int, n: int) -> np.ndarray:
     return np.concatenate([rng.permutation(pool) for _ in range(passes)])[:n]
 
 
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """Resize ``[n, c, h, w]`` float images to ``size`` x ``size``.
 
     Bicubic with anti-aliasing, so downsampling does not alias and upsampling is smooth; the
-    cubic overshoot is clipped back into [0, 1].
+    cubic overshoot is clipped back into [0, 1]. Images already of that size are only cast
+    to float32.
+
+    Parameters
+    ----------
+    images
+        Float images ``[n, c, h, w]`` in [0, 1].
+    size
+        Side of the square output in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[n, c, size, size]`` in [0, 1].
+
+    Examples
+    --------
+    >>> resize_images(np.ones((2, 1, 8, 12), np.float32), 4).shape
+    (2, 1, 4, 4)
     """
     if images.shape[-2:] == (size, size):
         return images.astype(np.float32, copy=False)
@@ -314,8 +382,32 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     return resized.clamp_(0.0, 1.0).numpy()
 
 
-def _to_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """Convert ``[n, c, h, w]`` images with c in (1, 3) to ``channels`` channels."""
+def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """Convert ``[n, c, h, w]`` images with c in (1, 3) to ``channels`` channels.
+
+    Colour to grey takes the Rec. 709 luminance; grey to colour repeats the grey level in
+    all three channels; images that already have ``channels`` channels come back as given.
+
+    Parameters
+    ----------
+    images
+        Images ``[n, c, h, w]`` with c in (1, 3).
+    channels
+        1 or 3.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n, channels, h, w]``; float32 when converted from colour to grey.
+
+    Examples
+    --------
+    >>> colour = to_channels(np.full((1, 1, 2, 2), 0.5, np.float32), 3)
+    >>> colour.shape
+    (1, 3, 2, 2)
+    >>> round(float(to_channels(colour, 1)[0, 0, 0, 0]), 4)
+    0.5
+    """
     if images.shape[1] == channels:
         return images
     if channels == 1:
@@ -323,8 +415,27 @@ def _to_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(images, 3, axis=1)
 
 
-def _center_square(image: np.ndarray) -> np.ndarray:
-    """The largest centred square of a ``[c, h, w]`` image."""
+def center_square(image: np.ndarray) -> np.ndarray:
+    """The largest centred square of a ``[c, h, w]`` image.
+
+    Parameters
+    ----------
+    image
+        An image ``[c, h, w]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A view ``[c, s, s]`` with ``s = min(h, w)``; an odd margin leaves the extra pixel on
+        the bottom or right.
+
+    Examples
+    --------
+    >>> image = np.arange(12).reshape(1, 2, 6)
+    >>> center_square(image)
+    array([[[2, 3],
+            [8, 9]]])
+    """
     height, width = image.shape[-2:]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
@@ -349,7 +460,7 @@ def _digit_pixels(n: int, seed: int, split: str) -> np.ndarray:
     images = _digit_images()
     is_test = np.arange(len(images)) % DIGITS_TEST_EVERY == 0
     pool = images[is_test if split == "test" else ~is_test]
-    return pool[_shuffled_passes(_rng(seed, "digits", split), len(pool), n)]
+    return pool[_shuffled_passes(source_rng(seed, "digits", split), len(pool), n)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,11 +474,36 @@ def _skimage_data_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=len(NATURAL_PHOTO_FILES))
-def _load_photo(name: str) -> np.ndarray:
+def load_photo(name: str) -> np.ndarray:
     """A bundled photograph as read-only float32 ``[c, h, w]`` in [0, 1], c in (1, 3).
 
     Read straight from the files in the scikit-image wheel, never through
-    ``skimage.data.<name>()``, whose fetcher may try to download.
+    ``skimage.data.<name>()``, whose fetcher may try to download. Results are cached, so
+    every call for one name returns the same read-only array.
+
+    Parameters
+    ----------
+    name
+        A key of `NATURAL_PHOTO_FILES`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Read-only float32 ``[c, h, w]`` in [0, 1]; c is 3 for the photographs in
+        `NATURAL_COLOUR_PHOTOS`, 1 for the others.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not a key of `NATURAL_PHOTO_FILES`.
+    FileNotFoundError
+        When the scikit-image installation lacks the photograph's file.
+
+    Examples
+    --------
+    >>> photo = load_photo("camera")
+    >>> photo.shape, photo.dtype, photo.flags.writeable
+    ((1, 512, 512), dtype('float32'), False)
     """
     path = _skimage_data_dir() / NATURAL_PHOTO_FILES[name]
     if not path.is_file():
@@ -375,12 +511,31 @@ def _load_photo(name: str) -> np.ndarray:
             f"{path}: bundled scikit-image photograph {name!r} is missing; "
             "reinstall scikit-image (its wheel ships this file)"
         )
-    photo = _as_unit_float(iio.imread(path), path)
+    photo = as_unit_float(iio.imread(path), path)
     photo.setflags(write=False)
     return photo
 
 
-def _natural_pool(channels: int, split: str) -> tuple[str, ...]:
+def natural_photos(channels: int, split: str) -> tuple[str, ...]:
+    """The bundled photographs a split of the ``natural`` source draws from.
+
+    Parameters
+    ----------
+    channels
+        1 (every photograph of the split) or 3 (only those in `NATURAL_COLOUR_PHOTOS`).
+    split
+        ``"test"`` for `NATURAL_TEST_PHOTOS`; anything else for `NATURAL_TRAIN_PHOTOS`.
+
+    Returns
+    -------
+    tuple of str
+        Keys of `NATURAL_PHOTO_FILES`.
+
+    Examples
+    --------
+    >>> natural_photos(3, "test")
+    ('chelsea',)
+    """
     photos = NATURAL_TEST_PHOTOS if split == "test" else NATURAL_TRAIN_PHOTOS
     if channels == 3:
         photos = tuple(name for name in photos if name in NATURAL_COLOUR_PHOTOS)
@@ -402,7 +557,7 @@ def _draw_crop(
     rng: np.random.Generator, photo: str, size: int, max_scale: float, flip: bool
 ) -> _Crop:
     """One square crop of ``photo`` with a log-uniform side in [size, max_scale * size]."""
-    height, width = _load_photo(photo).shape[-2:]
+    height, width = load_photo(photo).shape[-2:]
     shortest = min(height, width)
     low, high = min(size, shortest), min(max_scale * size, shortest)
     side = round(float(np.exp(rng.uniform(np.log(low), np.log(high)))))
@@ -415,8 +570,8 @@ def _draw_crops(
     n: int, size: int, channels: int, seed: int, split: str, max_scale: float, flip: bool
 ) -> Iterator[_Crop]:
     """The ``n`` crops of a draw, in order, from one generator."""
-    pool = _natural_pool(channels, split)
-    rng = _rng(seed, "natural", split)
+    pool = natural_photos(channels, split)
+    rng = source_rng(seed, "natural", split)
     for _ in range(n):
         yield _draw_crop(rng, pool[int(rng.integers(len(pool)))], size, max_scale, flip)
 
@@ -425,12 +580,12 @@ def _render_crops(crops: Sequence[_Crop], size: int, channels: int) -> np.ndarra
     """Cut, flip and resize crops: float32 ``[len(crops), channels, size, size]``."""
     images = np.empty((len(crops), channels, size, size), dtype=np.float32)
     for index, crop in enumerate(crops):
-        pixels = _load_photo(crop.photo)[
+        pixels = load_photo(crop.photo)[
             :, crop.top : crop.top + crop.side, crop.left : crop.left + crop.side
         ]
         if crop.flipped:
             pixels = pixels[:, :, ::-1]
-        images[index] = _to_channels(_resize(pixels[None], size), channels)[0]
+        images[index] = to_channels(resize_images(pixels[None], size), channels)[0]
     return images
 
 
@@ -485,7 +640,7 @@ def natural_crops(
     >>> images.shape, set(photos) <= set(NATURAL_TEST_PHOTOS)
     ((3, 1, 32, 32), True)
     """
-    _check_common(n, size, channels, seed, split)
+    check_source_args(n, size, channels, seed, split)
     if not max_scale >= 1:
         raise ValueError(f"parameter 'max_scale' must be >= 1, found {max_scale!r}")
     crops = list(_draw_crops(n, size, channels, seed, split, max_scale, flip))
@@ -590,7 +745,7 @@ def dead_leaves(
     >>> images.shape, bool(np.array_equal(images[:1], dead_leaves(1, size=32, seed=3)))
     ((2, 1, 32, 32), True)
     """
-    _check_common(n, size, channels, seed, split)
+    check_source_args(n, size, channels, seed, split)
     if not 0 < r_min < r_max:
         raise ValueError(
             f"parameters 'r_min' and 'r_max' must satisfy 0 < r_min < r_max, "
@@ -635,8 +790,35 @@ def _dead_leaves_range(
 # folders of image files
 
 
-def _as_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
-    """Decoded image pixels as float32 ``[c, h, w]`` in [0, 1], c in (1, 3); alpha dropped."""
+def as_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
+    """Decoded image pixels as float32 ``[c, h, w]`` in [0, 1], c in (1, 3); alpha dropped.
+
+    Integers are divided by their dtype's maximum, booleans become 0 and 1, floats are
+    clipped to [0, 1]. Grey with alpha keeps the grey channel, RGBA the three colours.
+
+    Parameters
+    ----------
+    array
+        Decoded pixels ``[h, w]`` or ``[h, w, k]`` with k in 1-4.
+    path
+        Where the pixels came from, named in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous float32 ``[c, h, w]`` in [0, 1], c in (1, 3).
+
+    Raises
+    ------
+    ValueError
+        When ``array`` has another shape.
+
+    Examples
+    --------
+    >>> pixels = np.array([[[0, 255, 51, 255]]], np.uint8)  # one RGBA pixel
+    >>> as_unit_float(pixels, Path("pixel.png"))[:, 0, 0].tolist()
+    [0.0, 1.0, 0.20000000298023224]
+    """
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
@@ -693,7 +875,7 @@ def _read_image_file(path: Path) -> np.ndarray:
         pixels = iio.imread(path, index=0)
     except Exception as error:
         raise ValueError(f"{path}: cannot be read as an image ({error})") from error
-    return _as_unit_float(np.asarray(pixels), path)
+    return as_unit_float(np.asarray(pixels), path)
 
 
 def _folder_choice(root: str | None, n: int, seed: int, split: str) -> list[Path]:
@@ -707,7 +889,7 @@ def _folder_choice(root: str | None, n: int, seed: int, split: str) -> list[Path
             f"{root}: the {split} split holds {len(files)} image files (every "
             f"{FOLDER_TEST_EVERY}th file is test), fewer than the n={n} requested"
         )
-    chosen = np.sort(_rng(seed, "folder", split).choice(len(files), size=n, replace=False))
+    chosen = np.sort(source_rng(seed, "folder", split).choice(len(files), size=n, replace=False))
     return [files[index] for index in chosen]
 
 
@@ -715,8 +897,8 @@ def _render_files(paths: Sequence[Path], size: int, channels: int) -> np.ndarray
     """Read, centre-crop and resize image files: float32 ``[len(paths), channels, size, size]``."""
     images = np.empty((len(paths), channels, size, size), dtype=np.float32)
     for row, path in enumerate(paths):
-        square = _center_square(_read_image_file(path))
-        images[row] = _to_channels(_resize(square[None], size), channels)[0]
+        square = center_square(_read_image_file(path))
+        images[row] = to_channels(resize_images(square[None], size), channels)[0]
     return images
 
 
@@ -767,4 +949,4 @@ def _torchvision_pixels(
     except RuntimeError as error:
         raise RuntimeError(f"{directory}: torchvision could not load {name}: {error}") from error
     data = np.asarray(dataset.data)
-    return data[_shuffled_passes(_rng(seed, name, split), len(data), n)]
+    return data[_shuffled_passes(source_rng(seed, name, split), len(data), n)]

@@ -262,10 +262,42 @@ def _causal_filter(
     return filtered, extended[:, extended.shape[1] - lags :].copy()
 
 
-def _validate_images(
+def validate_images(
     images: np.ndarray, name: str, size: tuple[int, int] | None = None, ndim: int = 4
 ) -> np.ndarray:
-    """Check ``[N, C, H, W]`` (or ``[C, H, W]`` with ``ndim=3``) in [0, 1]; return float32."""
+    """Check images ``[N, C, H, W]`` (or ``[C, H, W]`` with ``ndim=3``) in [0, 1].
+
+    Parameters
+    ----------
+    images
+        Numeric images with 1 or 3 channels.
+    name
+        The parameter name used in error messages.
+    size
+        Required ``(height, width)``; ``None`` accepts any.
+    ndim
+        4 for a stack ``[N, C, H, W]``, 3 for one image ``[C, H, W]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``images`` as float32 (not copied when it already is).
+
+    Raises
+    ------
+    ValueError
+        When the shape, dtype, channel count or size is wrong, or a value is not finite
+        or lies outside [0, 1]; the message names ``name``.
+
+    Examples
+    --------
+    >>> validate_images(np.zeros((2, 1, 8, 8), np.uint8), "images").dtype
+    dtype('float32')
+    >>> validate_images(np.full((1, 3, 4, 4), 2.0), "frames")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'frames' values must lie in [0, 1], found [2, 2]
+    """
     layout = "[N, C, H, W]" if ndim == 4 else "[C, H, W]"
     array = np.asarray(images)
     if array.ndim != ndim:
@@ -570,7 +602,7 @@ class RetinaSimulator:
         >>> float(retina.contrast_images(np.full((1, 1, 4, 4), 0.3)).max())
         0.0
         """
-        return self._contrast(_validate_images(images, "images", self.image_size))
+        return self._contrast(validate_images(images, "images", self.image_size))
 
     def _contrast(self, images: np.ndarray) -> np.ndarray:
         if images.shape[1] == 3:
@@ -632,7 +664,7 @@ class RetinaSimulator:
         >>> bool(np.allclose(retina.rates(grey)[0], retina.units["baseline_hz"], rtol=1e-4))
         True
         """
-        images = _validate_images(images, "images", self.image_size)
+        images = validate_images(images, "images", self.image_size)
         out = np.empty((len(images), self.n_cells), dtype=np.float32)
         for start in range(0, len(images), _IMAGES_PER_CHUNK):
             chunk = self._contrast(images[start : start + _IMAGES_PER_CHUNK])
@@ -739,7 +771,7 @@ class RetinaSimulator:
         >>> retina.simulate_video(np.random.default_rng(0).random((5, 1, 8, 8))).shape
         (5, 6)
         """
-        frames = _validate_images(frames, "frames", self.image_size)
+        frames = validate_images(frames, "frames", self.image_size)
         stream = self.stream(frame_ms=frame_ms, seed=seed)
         chunks = [
             stream.encode(frames[start : start + _FRAMES_PER_CHUNK])
@@ -810,7 +842,7 @@ class RetinaStream:
 
         The rates behind the counts are kept in ``self.rates`` (``[1, n_cells]`` Hz).
         """
-        frame = _validate_images(frame, "frame", self.simulator.image_size, ndim=3)
+        frame = validate_images(frame, "frame", self.simulator.image_size, ndim=3)
         return self.encode(frame[None])[0]
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -883,8 +915,8 @@ def simulate_retina(
     """
     if preset not in PRESETS:
         raise ValueError(f"parameter 'preset' must be one of {sorted(PRESETS)}, found {preset!r}")
-    train = _validate_images(train_images, "train_images")
-    test = _validate_images(test_images, "test_images")
+    train = validate_images(train_images, "train_images")
+    test = validate_images(test_images, "test_images")
     if train.shape[1:] != test.shape[1:]:
         raise ValueError(
             f"'test_images' must match 'train_images' in [C, H, W] = {train.shape[1:]}, "

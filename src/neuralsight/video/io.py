@@ -25,10 +25,10 @@ import numpy as np
 
 from neuralsight.data.sources import (
     IMAGE_EXTENSIONS,
-    _as_unit_float,
-    _center_square,
-    _resize,
-    _to_channels,
+    as_unit_float,
+    center_square,
+    resize_images,
+    to_channels,
 )
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif")
@@ -113,11 +113,11 @@ def prepare_frame(
         raise ValueError(f"parameter 'channels' must be 1 or 3, found {channels!r}")
     if size is not None and size < 2:
         raise ValueError(f"parameter 'size' must be >= 2 or None, found {size!r}")
-    image = _as_unit_float(np.asarray(pixels), Path(source))
+    image = as_unit_float(np.asarray(pixels), Path(source))
     if size is not None:
-        image = _center_square(image) if crop else image
-        image = _resize(image[None], size)[0]
-    return np.ascontiguousarray(_to_channels(image[None], channels)[0])
+        image = center_square(image) if crop else image
+        image = resize_images(image[None], size)[0]
+    return np.ascontiguousarray(to_channels(image[None], channels)[0])
 
 
 def iter_frames(

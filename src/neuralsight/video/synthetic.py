@@ -23,11 +23,11 @@ import torch.nn.functional as F
 
 from neuralsight.data.sources import (
     NATURAL_PHOTO_FILES,
-    _check_common,
-    _load_photo,
-    _natural_pool,
-    _rng,
-    _to_channels,
+    check_source_args,
+    load_photo,
+    natural_photos,
+    source_rng,
+    to_channels,
 )
 
 
@@ -130,22 +130,22 @@ def eye_movement_video(
     >>> bool(np.array_equal(video, eye_movement_video(20, size=32, seed=1)))
     True
     """
-    _check_common(n_frames, size, channels, seed, split)
+    check_source_args(n_frames, size, channels, seed, split)
     if not field >= 1:
         raise ValueError(f"parameter 'field' must be >= 1, found {field!r}")
-    rng = _rng(seed, "eye_movements", split)
+    rng = source_rng(seed, "eye_movements", split)
     if photo is None:
-        pool = _natural_pool(channels, split)
+        pool = natural_photos(channels, split)
         photo = pool[int(rng.integers(len(pool)))]
     elif photo not in NATURAL_PHOTO_FILES:
         raise ValueError(
             f"parameter 'photo' must be one of {sorted(NATURAL_PHOTO_FILES)}, found {photo!r}"
         )
-    scene = _load_photo(photo)
+    scene = load_photo(photo)
     height, width = scene.shape[-2:]
     scale = field * size / min(height, width)
     scene_h, scene_w = max(size, round(height * scale)), max(size, round(width * scale))
-    scene = _to_channels(_resize_rect(scene, scene_h, scene_w), channels)
+    scene = to_channels(_resize_rect(scene, scene_h, scene_w), channels)
     extent = min(scene_h, scene_w) - size
     path = gaze_path(n_frames, extent, rng, frame_ms, fixation_ms, saccade_ms, drift_px)
     return _sample_windows(scene, path, size)

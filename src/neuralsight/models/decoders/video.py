@@ -32,7 +32,7 @@ from neuralsight.simulate.retina import (
     RESPONSE_UNITS,
     RF_UNITS,
     RetinaSimulator,
-    _validate_images,
+    validate_images,
 )
 
 _SPIKE_STREAM = 1
@@ -173,7 +173,7 @@ def simulate_video_dataset(
     if not train_videos or not test_videos:
         raise ValueError("simulate_video_dataset needs at least one train and one test video")
     videos = [
-        _validate_images(video, f"{split}_videos[{i}]")
+        validate_images(video, f"{split}_videos[{i}]")
         for split, group in (("train", train_videos), ("test", test_videos))
         for i, video in enumerate(group)
     ]
