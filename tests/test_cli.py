@@ -178,3 +178,10 @@ def test_quick_demo_writes_its_outputs(tmp_path):
     assert (tmp_path / "dataset.h5").exists()
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["seed"] == 0 and run["settings"]["n_cells"] == 40
+
+
+def test_the_demo_reproduces_its_metrics_from_its_seed(tmp_path):
+    for name in ("a", "b"):
+        main(["demo", "--quick", "--seed", "3", "--out", str(tmp_path / name)])
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("a", "b"))
+    assert a == b

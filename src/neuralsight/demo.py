@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -112,23 +113,25 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     )
     shape = dict(n_inputs=datamodule.n_inputs, image_shape=datamodule.image_shape)
     models = {
-        "ridge": (RidgeDecoder(**shape), datamodule, {"max_epochs": 1}),
-        "sid": (SID(**shape), datamodule, {"max_steps": settings.sid_steps}),
+        "ridge": (lambda: RidgeDecoder(**shape), datamodule, {"max_epochs": 1}),
+        "sid": (lambda: SID(**shape), datamodule, {"max_steps": settings.sid_steps}),
         "improved_sid": (
-            ImprovedSID(**shape, base_channels=settings.base_channels),
+            lambda: ImprovedSID(**shape, base_channels=settings.base_channels),
             datamodule,
             {"max_epochs": settings.improved_epochs},
         ),
         "shuffled": (
-            ImprovedSID(**shape, base_channels=settings.base_channels),
+            lambda: ImprovedSID(**shape, base_channels=settings.base_channels),
             shuffled_data,
             {"max_epochs": settings.improved_epochs},
         ),
     }
     reconstructions: dict[str, np.ndarray] = {}
-    for name, (model, data, budget) in models.items():
+    for name, (build, data, budget) in models.items():
         console.rule(f"[bold]2. train {name} ({', '.join(f'{k}={v}' for k, v in budget.items())})")
         stage_started = time.perf_counter()
+        L.seed_everything(seed, verbose=False)  # each model's start and batches: the seed's alone
+        model = build()
         fit(model, data, **{"max_epochs": -1, **budget}, out_dir=out, name=name)
         stage_seconds[f"train_{name}"] = round(time.perf_counter() - stage_started, 1)
         reconstructions[name] = model.reconstruct(dataset, split="test")
