@@ -1,4 +1,9 @@
-"""Shared fixtures: small in-memory datasets built from known linear encoders."""
+"""Shared fixtures: small in-memory datasets built from known linear encoders; a memory cap."""
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -52,3 +57,47 @@ def make_toy_dataset(
 @pytest.fixture
 def toy_dataset() -> NeuralDataset:
     return make_toy_dataset()
+
+
+MEMORY_CAP = r"""
+import json, os, re, resource, sys
+
+import numpy as np
+
+
+def data_bytes():
+    status = open("/proc/self/status").read()
+    return int(re.search(r"VmData:\s+(\d+) kB", status).group(1)) * 1024
+
+
+path, headroom = sys.argv[1], int(sys.argv[2]) * 2**20
+cap = data_bytes() + headroom
+resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+try:
+    np.ones(cap, np.uint8)
+    cap_holds = False
+except MemoryError:
+    cap_holds = True
+"""
+
+
+def run_under_memory_cap(imports: str, body: str, path, headroom_mb: int = 300) -> dict:
+    """Run ``body`` in a fresh Python whose data segment may grow ``headroom_mb`` past its imports.
+
+    ``imports`` run first, then the cap is set (Linux ``RLIMIT_DATA``) and checked; ``body``
+    sees ``path``, ``cap`` and ``cap_holds`` and prints a JSON document as its last line,
+    which is returned. The file at ``path`` is removed afterwards.
+    """
+    script = imports + MEMORY_CAP + body
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", script, str(path), str(headroom_mb)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        return json.loads(run.stdout.strip().splitlines()[-1])
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,46 +1,22 @@
 """Data larger than memory: block-by-block writing, chunk-wise shuffling, capped training."""
 
-import json
-import os
-import subprocess
 import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import make_toy_dataset
+from conftest import make_toy_dataset, run_under_memory_cap
 from neuralsight.data import DatasetError, NeuralDataModule, NeuralDataset
 from neuralsight.data.datamodule import ChunkShuffleSampler
 
-HEADROOM_MB = 300
-"""Memory the capped process may take beyond what it holds after importing everything."""
-
-CAPPED_RUN = r"""
-import json, os, re, resource, sys
-
-import numpy as np
-
+CAPPED_IMPORTS = """
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models.decoders import RidgeDecoder
 from neuralsight.train import fit
+"""
 
-
-def data_bytes():
-    status = open("/proc/self/status").read()
-    return int(re.search(r"VmData:\s+(\d+) kB", status).group(1)) * 1024
-
-
-path, headroom = sys.argv[1], int(sys.argv[2]) * 2**20
-baseline = data_bytes()
-cap = baseline + headroom
-resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.getrlimit(resource.RLIMIT_DATA)[1]))
-try:
-    np.ones(cap, np.uint8)
-    cap_holds = False
-except MemoryError:
-    cap_holds = True
-
+CAPPED_RUN = r"""
 side, n_units, block = 64, 8, 1024
 n = int(1.1 * cap / (side * side * 4)) + 1
 rng = np.random.default_rng(0)
@@ -155,18 +131,7 @@ def test_datamodule_reads_a_lazy_file_chunk_by_chunk(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA needs Linux")
 def test_trains_one_epoch_on_a_file_larger_than_the_memory_cap(tmp_path):
     path = tmp_path / "larger_than_memory.h5"
-    try:
-        run = subprocess.run(
-            [sys.executable, "-c", CAPPED_RUN, str(path), str(HEADROOM_MB)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        result = json.loads(run.stdout.strip().splitlines()[-1])
-    finally:
-        path.unlink(missing_ok=True)
+    result = run_under_memory_cap(CAPPED_IMPORTS, CAPPED_RUN, path)
     assert result["cap_holds"], "the memory cap did not stop an allocation of its own size"
     assert result["file_bytes"] > result["cap"]
     assert result["steps"] == -(-result["train_items"] // 256)

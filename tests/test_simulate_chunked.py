@@ -1,13 +1,12 @@
 """Simulations streamed to disk: chunking and workers never change the file; memory stays bounded."""
 
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from conftest import run_under_memory_cap
 from neuralsight.cli import main
 from neuralsight.data import NeuralDataset
 from neuralsight.data.sources import make_stimuli
@@ -15,32 +14,12 @@ from neuralsight.simulate.chunked import simulate_to_file
 from neuralsight.simulate.retina import simulate_retina
 
 FIELDS = ("responses", "stimuli", "stimulus_id", "split", "bin_edges_ms")
-HEADROOM_MB = 300
-"""Memory the capped process may take beyond what it holds after importing everything."""
-
-CAPPED_SIMULATION = r"""
-import json, os, re, resource, sys
-
-import numpy as np
-
+CAPPED_IMPORTS = """
 from neuralsight.data import NeuralDataset
 from neuralsight.simulate.chunked import simulate_to_file
+"""
 
-
-def data_bytes():
-    status = open("/proc/self/status").read()
-    return int(re.search(r"VmData:\s+(\d+) kB", status).group(1)) * 1024
-
-
-path, headroom = sys.argv[1], int(sys.argv[2]) * 2**20
-cap = data_bytes() + headroom
-resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.getrlimit(resource.RLIMIT_DATA)[1]))
-try:
-    np.ones(cap, np.uint8)
-    cap_holds = False
-except MemoryError:
-    cap_holds = True
-
+CAPPED_SIMULATION = r"""
 trial_bytes = 960 * 301 * 4
 repeats_test, n_test = 10, 20
 n_train = int(1.1 * cap / trial_bytes) - n_test * repeats_test
@@ -128,18 +107,7 @@ def test_cli_simulate_takes_chunk_and_workers(tmp_path, capsys):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA needs Linux")
 def test_simulates_a_file_larger_than_the_memory_cap(tmp_path):
     path = tmp_path / "larger_than_memory.h5"
-    try:
-        run = subprocess.run(
-            [sys.executable, "-c", CAPPED_SIMULATION, str(path), str(HEADROOM_MB)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        result = json.loads(run.stdout.strip().splitlines()[-1])
-    finally:
-        path.unlink(missing_ok=True)
+    result = run_under_memory_cap(CAPPED_IMPORTS, CAPPED_SIMULATION, path)
     assert result["cap_holds"], "the memory cap did not stop an allocation of its own size"
     assert result["file_bytes"] > result["cap"]
     n_trials = result["n_train"] + 20 * 10
