@@ -138,3 +138,24 @@ def test_reconstructing_an_empty_split_is_refused():
     model = RidgeDecoder(8, (1, 4, 4))
     with pytest.raises(ValueError, match="no trials in split 'test'"):
         model.reconstruct(ds)
+
+
+def test_improved_sid_averages_its_refiners_and_trains_each_alone():
+    torch.manual_seed(0)
+    model = ImprovedSID(n_inputs=12, image_shape=(1, 16, 16), base_channels=4, refiners=3)
+    for refiner in model.refiners:
+        torch.nn.init.normal_(refiner.out.weight, std=0.1)
+    responses, images = torch.rand(5, 12, 1), torch.rand(5, 1, 16, 16)
+    model.eval()
+    coarse = model.intermediate(model.scaler(responses))
+    each = [coarse + refiner(coarse) for refiner in model.refiners]
+    expected = torch.stack(each).mean(0)
+    torch.testing.assert_close(model(responses), expected)
+    assert not torch.allclose(each[0], each[1]), "refiners should start apart"
+    fast = model.optimize_for_inference()
+    torch.testing.assert_close(fast(responses), model(responses), atol=1e-5, rtol=1e-5)
+    model.train()
+    model.training_loss(responses, images).backward()
+    assert all(r.out.weight.grad.abs().sum() > 0 for r in model.refiners)
+    with pytest.raises(ValueError, match="'refiners' must be a positive integer, found 0"):
+        ImprovedSID(n_inputs=12, image_shape=(1, 16, 16), refiners=0)

@@ -54,6 +54,7 @@ class DemoSettings:
     improved_epochs: int = 2
     batch_size: int = 64
     base_channels: int = 16
+    refiners: int = 3
 
 
 QUICK = DemoSettings(
@@ -116,12 +117,16 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         "ridge": (lambda: RidgeDecoder(**shape), datamodule, {"max_epochs": 1}),
         "sid": (lambda: SID(**shape), datamodule, {"max_steps": settings.sid_steps}),
         "improved_sid": (
-            lambda: ImprovedSID(**shape, base_channels=settings.base_channels),
+            lambda: ImprovedSID(
+                **shape, base_channels=settings.base_channels, refiners=settings.refiners
+            ),
             datamodule,
             {"max_epochs": settings.improved_epochs},
         ),
         "shuffled": (
-            lambda: ImprovedSID(**shape, base_channels=settings.base_channels),
+            lambda: ImprovedSID(
+                **shape, base_channels=settings.base_channels, refiners=settings.refiners
+            ),
             shuffled_data,
             {"max_epochs": settings.improved_epochs},
         ),

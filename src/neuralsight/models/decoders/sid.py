@@ -111,6 +111,12 @@ class ImprovedSID(Decoder):
         The converter's learning rate relative to ``lr`` (no weight decay). The default 0
         keeps the ridge solution fixed and trains only the refinement: measured on the demo,
         a drifting converter (scale 0.03) lost PixCorr on unseen scenes.
+    refiners
+        U-Nets trained side by side from different random starts on the same coarse image;
+        the reconstruction adds their mean residual (an ensemble). Measured on the demo's
+        unseen scenes, one refiner's PixCorr ranged .732-.747 over three seeds (ridge: .741)
+        and the mean of the three gave .747, with lower MSE than any but the best; the
+        demo uses 3. Each costs one U-Net of training and inference time.
     scaling
         Response scaling (z-score by default).
 
@@ -134,9 +140,12 @@ class ImprovedSID(Decoder):
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         converter_lr_scale: float = 0.0,
+        refiners: int = 1,
         scaling: Scaling = "zscore",
     ) -> None:
         super().__init__(n_inputs, image_shape, scaling)
+        if not isinstance(refiners, int) or refiners < 1:
+            raise ValueError(f"parameter 'refiners' must be a positive integer, found {refiners!r}")
         self.save_hyperparameters()
         channels = self.image_shape[0]
         n_pixels = channels * self.image_shape[1] * self.image_shape[2]
@@ -148,10 +157,14 @@ class ImprovedSID(Decoder):
             )
             nn.init.zeros_(self.nonlinear[2].weight)
             nn.init.zeros_(self.nonlinear[2].bias)
-        self.refiner = UNet(channels, channels, base_channels=base_channels, depth=depth)
-        nn.init.zeros_(self.refiner.out.weight)
-        nn.init.zeros_(self.refiner.out.bias)
-        self.refiner.to(memory_format=torch.channels_last)
+        self.refiners = nn.ModuleList(
+            UNet(channels, channels, base_channels=base_channels, depth=depth)
+            for _ in range(refiners)
+        )
+        for refiner in self.refiners:
+            nn.init.zeros_(refiner.out.weight)
+            nn.init.zeros_(refiner.out.bias)
+        self.refiners.to(memory_format=torch.channels_last)
         self.register_buffer("converter_ready", torch.tensor(converter_init == "random"))
 
     def on_fit_start(self) -> None:
@@ -177,18 +190,20 @@ class ImprovedSID(Decoder):
             coarse = coarse + self.nonlinear(features)
         return coarse.reshape(-1, *self.image_shape)
 
-    def _both(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _refined(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The coarse image and each refiner's image ``coarse + residual``."""
         coarse = self.intermediate(features)
-        refined = coarse + self.refiner(coarse.contiguous(memory_format=torch.channels_last))
-        return coarse, refined
+        shared = coarse.contiguous(memory_format=torch.channels_last)
+        return coarse, [coarse + refiner(shared) for refiner in self.refiners]
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
-        return self._both(features)[1]
+        return torch.stack(self._refined(features)[1]).mean(0)
 
     def training_loss(self, responses: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        coarse, refined = self._both(self.scaler(responses))
-        loss = nn.functional.mse_loss(refined, images)
-        self.log("train_mse", loss, batch_size=len(images))
+        coarse, refined = self._refined(self.scaler(responses))
+        each = torch.stack([nn.functional.mse_loss(image, images) for image in refined])
+        self.log("train_mse", each.mean(), batch_size=len(images))
+        loss = each.sum()  # disjoint parameters: every refiner learns as if it trained alone
         return loss + self.hparams.intermediate_weight * nn.functional.mse_loss(coarse, images)
 
     def configure_optimizers(self):
@@ -197,7 +212,7 @@ class ImprovedSID(Decoder):
         optimizer = torch.optim.AdamW(
             [
                 {
-                    "params": [*self.refiner.parameters(), *self.nonlinear.parameters()],
+                    "params": [*self.refiners.parameters(), *self.nonlinear.parameters()],
                     "weight_decay": self.hparams.weight_decay,
                 },
                 {"params": self.converter.parameters(), "lr": converter_lr, "weight_decay": 0.0},
