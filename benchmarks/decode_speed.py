@@ -29,16 +29,14 @@ rather than the contention.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from machine import describe_machine, print_document
 from neuralsight.models.decoders import SID, Decoder, ImprovedSID, RidgeDecoder
 
 N_INPUTS = 300
@@ -142,16 +140,6 @@ def benchmark_decoder(
     return result
 
 
-def _cpu_model() -> str:
-    """The CPU model name from ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            lines = [line for line in cpuinfo if line.startswith("model name")]
-    except OSError:
-        return ""
-    return lines[0].split(":", 1)[1].strip() if lines else ""
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the benchmark, print its JSON document and return it.
 
@@ -185,16 +173,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     doc = {
         "benchmark": "decode_speed",
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpu_model": _cpu_model(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "torch_num_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "device": "cpu",
-            "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
-        },
+        "machine": describe_machine(load_before),
         "settings": {
             "n_inputs": N_INPUTS,
             "image_shape": [1, args.size, args.size],
@@ -208,9 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "decoders": decoders,
         "wall_s": time.perf_counter() - start,
     }
-    json.dump(doc, sys.stdout, indent=2)
-    print()
-    return doc
+    return print_document(doc)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import yaml
 
-from machine import describe_machine
+from machine import describe_machine, print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
 from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
@@ -255,9 +255,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "checks": checks,
         "seconds": seconds,
     }
-    json.dump(doc, sys.stdout, indent=2)
-    print()
-    return doc
+    return print_document(doc)
 
 
 if __name__ == "__main__":

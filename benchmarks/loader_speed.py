@@ -31,9 +31,7 @@ Run it with ``python benchmarks/loader_speed.py [--trials 20000] [--epochs 3]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from machine import describe_machine, print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models.decoders import ImprovedSID
 
@@ -148,17 +147,6 @@ def gpu_rate(n_inputs: int, image_shape: tuple[int, int, int], tflops: float) ->
     }
 
 
-def _machine(load_before: tuple[float, float, float]) -> dict:
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the benchmark, print its JSON document and return it.
 
@@ -225,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     memory_rate = loaders["memory"]["samples_per_s"]
     doc = {
         "benchmark": "loader_speed",
-        "machine": _machine(load_before),
+        "machine": describe_machine(load_before),
         "settings": {
             "n_trials": args.trials,
             "train_items": len(dm.train_set),
@@ -257,9 +245,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         },
         "wall_s": time.perf_counter() - start,
     }
-    json.dump(doc, sys.stdout, indent=2)
-    print()
-    return doc
+    return print_document(doc)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 A benchmark takes the load average before it starts and calls `describe_machine` at the
 end, so its document shows the processor, the accelerator, the threads, the versions and
-how busy the machine was while it ran.
+how busy the machine was while it ran; `print_document` writes the document to stdout.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 
 import torch
 
@@ -64,3 +66,19 @@ def describe_machine(load_before: tuple[float, float, float], device: str = "cpu
         "device_name": device_name(device),
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
     }
+
+
+def print_document(doc: dict) -> dict:
+    """Print a benchmark's JSON document on stdout (one document, indented) and return it.
+
+    Examples
+    --------
+    >>> print_document({"benchmark": "example"})["benchmark"]
+    {
+      "benchmark": "example"
+    }
+    'example'
+    """
+    json.dump(doc, sys.stdout, indent=2, default=float)
+    print()
+    return doc

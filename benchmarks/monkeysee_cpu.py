@@ -54,6 +54,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from machine import describe_machine, print_document
 from neuralsight import __version__
 from neuralsight.analysis.conditions import (
     feature_extractor,
@@ -77,20 +78,6 @@ PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    """Processor, threads, versions and load, so a run on a busy machine shows as such."""
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "neuralsight": __version__,
-        "python": platform.python_version(),
-        "device": "cpu",
-        "load_average_before": list(os.getloadavg()),
-    }
 
 
 def make_dataset(args: argparse.Namespace) -> NeuralDataset:
@@ -242,9 +229,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="keep checkpoints and figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     doc: dict[str, Any] = {
-        "machine": machine(),
         "settings": vars(args) | {"out": args.out and str(args.out)},
     }
     if args.out is not None:
@@ -252,11 +238,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         with tempfile.TemporaryDirectory(prefix="monkeysee_cpu_") as folder:
             doc["results"] = run(args, Path(folder), doc["settings"])
-    doc["machine"]["load_average_after"] = list(os.getloadavg())
-    doc["machine"]["total_seconds"] = round(time.perf_counter() - started, 1)
-    json.dump(doc, sys.stdout, indent=2, default=float)
-    print()
-    return doc
+    doc["machine"] = {
+        **describe_machine(load_before),
+        "neuralsight": __version__,
+        "python": platform.python_version(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    return print_document(doc)
 
 
 if __name__ == "__main__":

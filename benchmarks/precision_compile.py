@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -50,7 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from machine import describe_machine
+from machine import describe_machine, print_document
 from neuralsight.metrics.image import ssim_per_image
 from workloads import DECODERS, build_decoder, n_inputs
 
@@ -260,9 +259,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "decoders": decoders,
         "wall_s": time.perf_counter() - start,
     }
-    json.dump(doc, sys.stdout, indent=2)
-    print()
-    return doc
+    return print_document(doc)
 
 
 if __name__ == "__main__":

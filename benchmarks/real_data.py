@@ -56,6 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from machine import print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset, PairDataset
 from neuralsight.data.readers import fmri69, npz
 from neuralsight.metrics.features import twoway_identification
@@ -215,9 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             _log(f"{dataset_name}: {model_name} {json.dumps(entry['real'])}")
     if not doc:
         _log(f"no real data sets found under {args.root}")
-    json.dump(doc, sys.stdout, indent=2)
-    print()
-    return doc
+    return print_document(doc)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import sys
 import time
@@ -43,7 +42,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from machine import describe_machine
+from machine import describe_machine, print_document
 from neuralsight.data import NeuralDataModule
 from workloads import DECODERS, build_decoder, make_data, n_inputs
 
@@ -180,9 +179,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "models": models,
         "wall_s": time.perf_counter() - start,
     }
-    json.dump(doc, sys.stdout, indent=2)
-    print()
-    return doc
+    return print_document(doc)
 
 
 if __name__ == "__main__":
