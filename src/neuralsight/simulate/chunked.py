@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,6 +44,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import track
 from threadpoolctl import threadpool_limits
 
 from neuralsight.data.dataset import NeuralDataset
@@ -343,27 +344,31 @@ def simulate_to_file(
     n_chunks = sum(-(-counts[s] // chunks[s]) for s in SPLITS)
     spikes = dict(zip(SPLITS, map(np.random.default_rng, split_spike_seeds(seed)), strict=True))
     first_trial = {"train": 0, "test": counts["train"] * repeats["train"]}
-    with (
-        NeuralDataset.create(
-            path,
-            sum(counts[s] * repeats[s] for s in SPLITS),
-            n_units,
-            n_bins,
-            sum(counts.values()),
-            (channels, size, size),
-            **_trial_layout(counts, repeats),
-            **fields,
-        ) as writer,
-        _Progress(sum(counts.values()), f"simulating {simulator}", progress) as bar,
-    ):
-        for task, (images, values) in _results(recipe, built, tasks, min(workers, n_chunks)):
+    results = track(
+        _results(recipe, built, tasks, min(workers, n_chunks)),
+        description=f"simulating {simulator}",
+        total=n_chunks,
+        disable=not progress,
+        transient=True,
+        console=Console(stderr=True),
+    )
+    with NeuralDataset.create(
+        path,
+        sum(counts[s] * repeats[s] for s in SPLITS),
+        n_units,
+        n_bins,
+        sum(counts.values()),
+        (channels, size, size),
+        **_trial_layout(counts, repeats),
+        **fields,
+    ) as writer:
+        for task, (images, values) in results:
             if isinstance(built, RetinaSimulator):
                 values = built.sample_counts(values, repeats[task.split], spikes[task.split])
             writer.write_stimuli(task.offset + task.start, images)
             writer.write_responses(
                 first_trial[task.split] + task.start * repeats[task.split], values
             )
-            bar.advance(len(images))
     return Path(path)
 
 
@@ -395,29 +400,3 @@ def _results(
             yield done, future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Progress:
-    """A rich progress bar on stderr (or nothing), as a context manager."""
-
-    def __init__(self, total: int, description: str, enabled: bool) -> None:
-        self._bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(file=sys.stderr), transient=True)
-            self._task = self._bar.add_task(description, total=total)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def advance(self, count: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, count)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
