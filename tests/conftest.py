@@ -85,8 +85,9 @@ def run_under_memory_cap(imports: str, body: str, path, headroom_mb: int = 300) 
     """Run ``body`` in a fresh Python whose data segment may grow ``headroom_mb`` past its imports.
 
     ``imports`` run first, then the cap is set (Linux ``RLIMIT_DATA``) and checked; ``body``
-    sees ``path``, ``cap`` and ``cap_holds`` and prints a JSON document as its last line,
-    which is returned. The file at ``path`` is removed afterwards.
+    sees ``path``, ``cap`` and ``cap_holds``, writes the file at ``path`` and prints a JSON
+    document as its last line with ``cap``, ``cap_holds`` and ``file_bytes``. Asserts that
+    the cap held and that the file outgrew it, removes the file and returns the document.
     """
     script = imports + MEMORY_CAP + body
     try:
@@ -98,6 +99,9 @@ def run_under_memory_cap(imports: str, body: str, path, headroom_mb: int = 300) 
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        return json.loads(run.stdout.strip().splitlines()[-1])
+        result = json.loads(run.stdout.strip().splitlines()[-1])
     finally:
         path.unlink(missing_ok=True)
+    assert result["cap_holds"], "the memory cap did not stop an allocation of its own size"
+    assert result["file_bytes"] > result["cap"]
+    return result

@@ -42,31 +42,36 @@ def test_simulate_writes_a_seeded_dataset(tiny_dataset, capsys):
     assert set(ds.units["area"]) == {"RGC-ON", "RGC-OFF"}
 
 
-def test_fit_predict_evaluate_round_trip(tiny_dataset, tmp_path):
+def _ridge_config(tmp_path, dataset, logger) -> str:
     config = {
         "seed_everything": 0,
         "model": {"class_path": "neuralsight.models.decoders.RidgeDecoder"},
-        "data": {"path": str(tiny_dataset), "batch_size": 16},
+        "data": {"path": str(dataset), "batch_size": 16},
         "trainer": {
             "max_epochs": 1,
             "accelerator": "cpu",
-            "logger": False,
+            "logger": logger,
             "enable_progress_bar": False,
             "default_root_dir": str(tmp_path / "run"),
         },
     }
-    config_path = tmp_path / "ridge.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    main(["fit", "--config", str(config_path)])
+    path = tmp_path / "ridge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_fit_predict_evaluate_round_trip(tiny_dataset, tmp_path):
+    config_path = _ridge_config(tmp_path, tiny_dataset, logger=False)
+    main(["fit", "--config", config_path])
     checkpoints = list((tmp_path / "run").rglob("*.ckpt"))
     assert len(checkpoints) == 1
-    main(["test", "--config", str(config_path), "--ckpt_path", str(checkpoints[0])])
+    main(["test", "--config", config_path, "--ckpt_path", str(checkpoints[0])])
     recon = tmp_path / "recon.npz"
     main(
         [
             "predict",
             "--config",
-            str(config_path),
+            config_path,
             "--ckpt_path",
             str(checkpoints[0]),
             "--reconstructions",
@@ -88,24 +93,6 @@ def test_fit_predict_evaluate_round_trip(tiny_dataset, tmp_path):
     metrics = json.loads(out.read_text())
     assert 0 < metrics["image"]["ssim"] <= 1 and -1 <= metrics["image"]["pixcorr"] <= 1
     assert metrics["meta"]["model"] == "RidgeDecoder"
-
-
-def _ridge_config(tmp_path, dataset, logger) -> str:
-    config = {
-        "seed_everything": 0,
-        "model": {"class_path": "neuralsight.models.decoders.RidgeDecoder"},
-        "data": {"path": str(dataset), "batch_size": 16},
-        "trainer": {
-            "max_epochs": 1,
-            "accelerator": "cpu",
-            "logger": logger,
-            "enable_progress_bar": False,
-            "default_root_dir": str(tmp_path / "run"),
-        },
-    }
-    path = tmp_path / "ridge.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 def test_fit_and_test_leave_a_report_in_the_run_folder(tiny_dataset, tmp_path):
