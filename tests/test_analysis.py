@@ -13,6 +13,7 @@ from neuralsight.analysis import (
     apply_condition,
     area_conditions,
     evaluate_occlusion,
+    field_coverage,
     field_summary,
     field_table,
     fill_values,
@@ -130,6 +131,19 @@ def test_baseline_fill_is_the_prestimulus_mean_of_the_training_trials(cortex):
     assert np.all(fill_values(cortex, "zeros") == 0)
 
 
+def test_mean_fill_is_each_units_training_mean_in_each_bin(cortex):
+    train = np.asarray(cortex.responses)[cortex.trials("train")]
+    values = fill_values(cortex, "mean")
+    assert values.shape == (cortex.n_units, cortex.n_bins)
+    np.testing.assert_allclose(values, train.mean(0), rtol=1e-5, atol=1e-6)
+    responses = np.asarray(cortex.responses)
+    without_it = OcclusionCondition("without IT", ("IT",))
+    out = apply_condition(responses, without_it, cortex.units, cortex.bin_edges_ms, values)
+    it = (cortex.units["area"] == "IT").to_numpy()
+    np.testing.assert_array_equal(out[:, ~it], responses[:, ~it])
+    np.testing.assert_array_equal(out[:, it], np.broadcast_to(values[it], out[:, it].shape))
+
+
 def test_area_conditions_occlude_one_area_or_all_but_one(cortex):
     names = [c.name for c in area_conditions(["V1", "V4", "IT"])]
     assert names == [
@@ -161,11 +175,13 @@ def test_occlusion_rejects_bad_inputs(cortex):
     with pytest.raises(ValueError, match="'area' column"):
         area_mask(cortex.units.drop(columns="area"), ["V1"])
     with pytest.raises(ValueError, match="fill must be one of"):
-        fill_values(cortex, "mean")
+        fill_values(cortex, "median")
+    with pytest.raises(ValueError, match=r"shape \(12,\) or \(12, 31\)"):
+        occlude(np.asarray(cortex.responses), np.zeros((12, 2)))
     window_data = simulate_cortex(
         _images(4), arrays={"V1": 1}, electrodes_per_array=2, mode="window", progress=False
     )
-    with pytest.raises(ValueError, match=r"no pre-stimulus baseline.*fill='zeros'"):
+    with pytest.raises(ValueError, match=r"no pre-stimulus baseline; use fill='mean' or 'zeros'"):
         prestimulus_baseline(window_data)
 
 
@@ -199,7 +215,7 @@ def test_cli_analyze_occlusion_writes_figure_table_and_report(cortex_file, spati
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == set(table.index)
     run = json.loads((out / "run.json").read_text())
-    assert run["fill"] == "baseline" and run["weights"] == "random"
+    assert run["fill"] == "mean" and run["weights"] == "random"
     assert (
         "reconstructions.png" in (out / "report.html").read_text()
         or "data:image/png" in (out / "report.html").read_text()
@@ -289,6 +305,26 @@ def test_field_distance_is_zero_when_learned_equals_true_and_counts_sigmas():
     assert summary["n_with_true_field"] == 1 and summary["median_distance_sigmas"] == pytest.approx(
         2.0
     )
+
+
+def test_field_coverage_counts_pixels_within_the_rfs_and_skips_unknown_ones():
+    units = pd.DataFrame(
+        {
+            "area": ["V1", "V1", "IT"],
+            "rf_x": [-0.75, np.nan, 0.0],
+            "rf_y": [-0.75, 0.0, 0.0],
+            "rf_sigma": [0.1, 0.1, 0.3],
+        }
+    )
+    assert field_coverage(units, 4) == {"V1": 1 / 16, "IT": 4 / 16}
+    with pytest.raises(ValueError, match="'area' column"):
+        field_coverage(units.drop(columns="area"), 4)
+
+
+def test_tvsd_v1_arrays_cover_a_small_part_of_the_image_and_it_all_of_it():
+    cortex = simulate_cortex(_images(2), mode="window", progress=False)
+    coverage = field_coverage(cortex.units, SIZE)
+    assert coverage["V1"] < 0.25 < coverage["V4"] < coverage["IT"] == 1.0
 
 
 def test_untrained_end_to_end_fields_equal_the_true_ones(cortex):

@@ -315,9 +315,10 @@ def _add_analyze(commands) -> None:
     occlusion.add_argument("--out", required=True, help="output folder")
     occlusion.add_argument(
         "--fill",
-        choices=("baseline", "zeros"),
-        default="baseline",
-        help="replace occluded responses by each unit's pre-stimulus mean, or by zeros",
+        choices=("mean", "baseline", "zeros"),
+        default="mean",
+        help="replace occluded responses by each unit's training mean per time bin (as the "
+        "reference code), its pre-stimulus mean, or zeros",
     )
     occlusion.add_argument(
         "--by",

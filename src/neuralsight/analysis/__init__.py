@@ -22,6 +22,7 @@ from neuralsight.analysis.conditions import (
     write_conditions,
 )
 from neuralsight.analysis.fields import (
+    field_coverage,
     field_summary,
     field_table,
     median_distance_sigmas,
@@ -40,6 +41,7 @@ from neuralsight.analysis.occlusion import (
     occlude_outside_window,
     prestimulus_baseline,
     run_occlusion,
+    training_mean,
     window_conditions,
 )
 from neuralsight.analysis.single_area import restrict_to_area, run_single_area
@@ -61,6 +63,7 @@ __all__ = [
     "area_conditions",
     "evaluate_occlusion",
     "feature_extractor",
+    "field_coverage",
     "field_summary",
     "field_table",
     "fill_values",
@@ -80,6 +83,7 @@ __all__ = [
     "run_single_area",
     "score_conditions",
     "train_monkeysee",
+    "training_mean",
     "training_settings",
     "true_fields",
     "window_conditions",

@@ -7,6 +7,8 @@ centres in normalised units and in true RF SDs (`compare_fields`); `field_summar
 median distance in SDs per area and overall, and `run_fields` draws the visual-field map
 and size against eccentricity (`neuralsight.viz.analysis.field_map`) and writes
 ``fields.png``, ``fields.csv``, ``fields.json``, ``run.json`` and the report.
+`field_coverage` says how much of the image each area's RFs cover, which bounds what
+occluding that area can cost a whole-image pixel metric.
 
 Coordinates are normalised image coordinates ([-1, 1], y down). Where the model was
 initialised from the true RFs (as the end-to-end config does), the distance measures how
@@ -50,6 +52,39 @@ def true_fields(units: pd.DataFrame) -> pd.DataFrame:
         },
         index=range(len(units)),
     )
+
+
+def field_coverage(
+    units: pd.DataFrame, image_size: int, within_sigmas: float = 2.0
+) -> dict[str, float]:
+    """Fraction of the pixels of an ``image_size`` square image that each area's RFs cover.
+
+    A pixel is covered by an area when its centre lies within ``within_sigmas`` RF SDs of
+    the RF centre of one of the area's units (units without a known RF are left out).
+    Coordinates are normalised image coordinates, as `true_fields`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"area": ["V1", "IT"], "rf_x": [-0.5, 0.0], "rf_y": [-0.5, 0.0],
+    ...                       "rf_sigma": [0.25, 2.0]})
+    >>> field_coverage(units, 8, within_sigmas=1.0)
+    {'V1': 0.0625, 'IT': 1.0}
+    """
+    if "area" not in units.columns:
+        raise ValueError(f"field_coverage needs an 'area' column; found {list(units.columns)}")
+    fields = true_fields(units)
+    centres = -1.0 + (2.0 * np.arange(image_size) + 1.0) / image_size
+    grid_x, grid_y = np.meshgrid(centres, centres)
+    areas = units["area"].astype(str).to_numpy()
+    coverage = {}
+    for area in dict.fromkeys(areas):
+        rows = fields[(areas == area) & fields.notna().all(axis=1).to_numpy()]
+        covered = np.zeros_like(grid_x, dtype=bool)
+        for x, y, sigma in rows.itertuples(index=False):
+            covered |= np.hypot(grid_x - x, grid_y - y) <= within_sigmas * sigma
+        coverage[area] = float(covered.mean())
+    return coverage
 
 
 def field_table(learned: pd.DataFrame, true: pd.DataFrame) -> pd.DataFrame:

@@ -11,13 +11,20 @@ responses reconstructs from what is left:
 - **by time window**: the bins whose centre lies *outside* the window ``[start, stop)`` ms
   are replaced, for every unit (`window_conditions`: 50 ms windows from onset).
 
-The replacement value (``fill``) is per unit:
+The replacement value (``fill``) carries no stimulus information:
 
-- ``"baseline"``: its pre-stimulus baseline, the mean over the training trials of the bins
-  that end at or before stimulus onset (0 ms), `prestimulus_baseline` (needs time-resolved
-  responses that start before onset);
-- ``"zeros"``: 0 (the baseline of baseline-subtracted responses such as normalised MUA,
-  and the only choice for single-window data).
+- ``"mean"`` (default): each unit's mean response in each time bin over the training
+  trials (`training_mean`). This is the reference code's occlusion: it sets the model's
+  z-scored input channels to zero, that is, every occluded response to its training mean;
+- ``"baseline"``: each unit's pre-stimulus baseline, the mean over the training trials of
+  the bins that end at or before stimulus onset (0 ms), `prestimulus_baseline` (needs
+  time-resolved responses that start before onset);
+- ``"zeros"``: 0 (the baseline of baseline-subtracted responses such as normalised MUA).
+
+``"baseline"`` and ``"zeros"`` mean "no response", which a decoder never saw in training
+for units that respond to every image (IT units with large receptive fields): their
+z-scored inputs then lie many standard deviations below anything seen, and the
+reconstruction degrades by more than the information that was taken away.
 
 Occlusion is applied to the test responses after averaging the repeats of each image (the
 two commute: the replacement is a constant); `evaluate_occlusion` scores every condition
@@ -51,8 +58,8 @@ from neuralsight.data.views import PairDataset
 from neuralsight.metrics.features import AlexNetFeatures
 from neuralsight.models.decoders.base import Decoder
 
-Fill = Literal["baseline", "zeros"]
-FILLS = ("baseline", "zeros")
+Fill = Literal["mean", "baseline", "zeros"]
+FILLS = ("mean", "baseline", "zeros")
 BY = ("area", "window")
 DEFAULT_WINDOW_MS = 50.0
 INTACT = "intact"
@@ -148,13 +155,42 @@ def window_mask(
     return inside
 
 
+def training_mean(
+    dataset: NeuralDataset, split: str = "train", block_bytes: int = BLOCK_BYTES
+) -> np.ndarray:
+    """Per-unit, per-bin mean response over the ``split`` trials, float32 ``[n_units, n_bins]``.
+
+    Reads the trials ``block_bytes`` at a time (a lazily opened file larger than memory is
+    fine).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> responses = np.arange(8, dtype=np.float32).reshape(2, 1, 4)
+    >>> ds = NeuralDataset.from_arrays(responses, np.zeros((2, 1, 4, 4), np.float32),
+    ...                                bin_edges_ms=[-20, -10, 0, 10, 20])
+    >>> training_mean(ds).tolist()
+    [[2.0, 3.0, 4.0, 5.0]]
+    """
+    trials = dataset.trials(split)
+    if not len(trials):
+        raise ValueError(f"{_where(dataset)}: no trials in split '{split}' to average")
+    pairs = PairDataset(dataset, trials)
+    total = np.zeros((dataset.n_units, dataset.n_bins), np.float64)
+    block = trials_per_block(dataset, block_bytes)
+    for start in range(0, len(pairs), block):
+        items = np.arange(start, min(start + block, len(pairs)))
+        rows = pairs.responses_block(items).reshape(len(items), dataset.n_units, dataset.n_bins)
+        total += rows.sum(axis=0, dtype=np.float64)
+    return (total / len(pairs)).astype(np.float32)
+
+
 def prestimulus_baseline(
     dataset: NeuralDataset, split: str = "train", block_bytes: int = BLOCK_BYTES
 ) -> np.ndarray:
     """Per-unit pre-stimulus baseline: the mean over ``split`` trials of bins ending by 0 ms.
 
-    Returns float32 ``[n_units]``. Reads the trials ``block_bytes`` at a time (a lazily
-    opened file larger than memory is fine).
+    Returns float32 ``[n_units]`` (see `training_mean` for how the trials are read).
 
     Examples
     --------
@@ -171,25 +207,15 @@ def prestimulus_baseline(
         raise ValueError(
             f"{_where(dataset)}: no time bin ends before stimulus onset (bins span "
             f"{edges[0]:g} to {edges[-1]:g} ms), so there is no pre-stimulus baseline; "
-            "use fill='zeros' or time-resolved responses that start before 0 ms"
+            "use fill='mean' or 'zeros', or time-resolved responses that start before 0 ms"
         )
-    trials = dataset.trials(split)
-    if not len(trials):
-        raise ValueError(f"{_where(dataset)}: no trials in split '{split}' for the baseline")
-    pairs = PairDataset(dataset, trials)
-    total = np.zeros(dataset.n_units, np.float64)
-    block = trials_per_block(dataset, block_bytes)
-    for start in range(0, len(pairs), block):
-        items = np.arange(start, min(start + block, len(pairs)))
-        rows = pairs.responses_block(items).reshape(len(items), dataset.n_units, dataset.n_bins)
-        total += rows[:, :, before].sum(axis=(0, 2), dtype=np.float64)
-    return (total / (len(pairs) * before.sum())).astype(np.float32)
+    return training_mean(dataset, split, block_bytes)[:, before].mean(1).astype(np.float32)
 
 
-def fill_values(
-    dataset: NeuralDataset, fill: Fill = "baseline", split: str = "train"
-) -> np.ndarray:
-    """The per-unit replacement values ``[n_units]`` for ``fill`` (see the module docstring).
+def fill_values(dataset: NeuralDataset, fill: Fill = "mean", split: str = "train") -> np.ndarray:
+    """The replacement values for ``fill`` (see the module docstring).
+
+    ``[n_units, n_bins]`` for ``"mean"``, ``[n_units]`` (one value for every bin) otherwise.
 
     Examples
     --------
@@ -197,11 +223,15 @@ def fill_values(
     >>> ds = NeuralDataset.from_arrays(np.ones((2, 3), np.float32), np.zeros((2, 1, 4, 4), np.float32))
     >>> fill_values(ds, "zeros").tolist()
     [0.0, 0.0, 0.0]
+    >>> fill_values(ds, "mean").shape
+    (3, 1)
     """
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {list(FILLS)}, found {fill!r}")
     if fill == "zeros":
         return np.zeros(dataset.n_units, np.float32)
+    if fill == "mean":
+        return training_mean(dataset, split)
     return prestimulus_baseline(dataset, split)
 
 
@@ -213,9 +243,9 @@ def occlude(
 ) -> np.ndarray:
     """A copy of ``responses [N, units, bins]`` with the chosen entries replaced.
 
-    Entry ``(n, u, t)`` becomes ``values[u]`` where ``unit_mask[u]`` and ``bin_mask[t]``
-    (a mask left out selects every unit or every bin); every other entry is copied
-    unchanged. The input is not modified.
+    Entry ``(n, u, t)`` becomes ``values[u, t]`` (``values[u]`` for one value per unit)
+    where ``unit_mask[u]`` and ``bin_mask[t]`` (a mask left out selects every unit or every
+    bin); every other entry is copied unchanged. The input is not modified.
 
     Examples
     --------
@@ -235,10 +265,15 @@ def occlude(
     for name, array, expected in (("unit_mask", units, n_units), ("bin_mask", bins, n_bins)):
         if array.shape != (expected,):
             raise ValueError(f"{name} must have shape ({expected},), found {array.shape}")
-    if values.shape != (n_units,):
-        raise ValueError(f"values must have one entry per unit ({n_units},), found {values.shape}")
+    if values.shape == (n_units,):
+        values = values[:, None]
+    elif values.shape != (n_units, n_bins):
+        raise ValueError(
+            f"values must have shape ({n_units},) or ({n_units}, {n_bins}) (units, bins), "
+            f"found {values.shape}"
+        )
     selected = units[:, None] & bins[None, :]
-    return np.where(selected[None], values[None, :, None], responses)
+    return np.where(selected[None], values[None], responses)
 
 
 def occlude_areas(
@@ -377,7 +412,7 @@ def evaluate_occlusion(
     model: Decoder,
     dataset: NeuralDataset,
     by: str = "area",
-    fill: Fill = "baseline",
+    fill: Fill = "mean",
     conditions: Sequence[OcclusionCondition] | None = None,
     extractor: AlexNetFeatures | None = None,
     split: str = "test",
@@ -389,11 +424,12 @@ def evaluate_occlusion(
     model
         A trained decoder whose input units are ``dataset``'s (checked for MonkeySee).
     dataset
-        The data set it was trained on; ``fill="baseline"`` reads its training trials.
+        The data set it was trained on; ``fill="mean"`` and ``"baseline"`` read its
+        training trials.
     by
         ``"area"`` or ``"window"`` (see `occlusion_conditions`); ignored with ``conditions``.
     fill
-        ``"baseline"`` or ``"zeros"``.
+        ``"mean"``, ``"baseline"`` or ``"zeros"`` (see the module docstring).
     conditions
         Explicit conditions instead of those of ``by``.
     extractor
@@ -454,7 +490,7 @@ def run_occlusion(
     dataset: str | os.PathLike | NeuralDataset,
     out: str | os.PathLike,
     by: str = "area",
-    fill: Fill = "baseline",
+    fill: Fill = "mean",
     windows_ms: Sequence[Sequence[float]] | None = None,
     weights: str | None = "auto",
     feature_size: int = 224,
