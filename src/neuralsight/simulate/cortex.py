@@ -19,9 +19,11 @@ Receptive fields
 Feature selectivity
     Fixed filter banks drawn from the simulator seed, no pretrained network. V1: quadrature
     Gabor energy (complex cells) and rectified even Gabors (simple cells) at 8 orientations and
-    2 wavelengths, centre-surround luminance on/off, and red-green / blue-yellow opponent
-    channels; each electrode has a preferred orientation and wavelength, a simple/complex mix
-    and a colour weight. V4: curvature/corner channels (geometric means of V1 energies 45
+    2 wavelengths, centre-surround (contrast) luminance on/off, surface luminance on/off
+    (blurred luminance above or below mid-grey: V1 MUA follows surface brightness, not only
+    edges) and red-green / blue-yellow opponent channels; each electrode has a preferred
+    orientation and wavelength, a simple/complex mix, a contrast/surface luminance mix and a
+    colour weight. V4: curvature/corner channels (geometric means of V1 energies 45
     degrees apart) and rectified random combinations of V1 channels, pooled over a larger RF
     with sparse excitatory and inhibitory weights. IT: rectified random combinations of V4
     channels, pooled over a large, nearly position-invariant RF, plus a global luminance and
@@ -187,7 +189,8 @@ AREA_PARAMETERS = {
 GAIN_SHARED_SD = 0.15
 GAIN_PRIVATE_SD = 0.2
 BASELINE_OFFSET_FRACTION = 0.3
-V1_CHANNELS = 2 * N_ORIENTATIONS * 2 + 2 + 4
+V1_POINT_CHANNELS = 8
+V1_CHANNELS = 2 * N_ORIENTATIONS * 2 + V1_POINT_CHANNELS
 V4_RANDOM_CHANNELS = 24
 IT_CHANNELS = 48
 GLOBAL_CHANNELS = 6
@@ -581,7 +584,7 @@ class CortexSimulator:
         self._fine_spectra = _spectra(fine_kernels)
         self._coarse_spectra = _spectra(coarse_kernels)
         self._blur_spectrum = _spectra([_gaussian_kernel(coarse, wavelength / 4)])
-        v4_inputs = 2 * N_ORIENTATIONS + 6
+        v4_inputs = 2 * N_ORIENTATIONS + V1_POINT_CHANNELS
         self._v4_weights = _random_conv(rng, V4_RANDOM_CHANNELS, v4_inputs, 5)
         v4_channels = 2 * N_ORIENTATIONS + V4_RANDOM_CHANNELS
         self._it_weights = _random_conv(rng, IT_CHANNELS, v4_channels, 3)
@@ -625,6 +628,7 @@ class CortexSimulator:
         is_colour = rng.random(n) < 0.3
         colour = np.where(is_colour, rng.uniform(0.3, 0.6, n), 0.05)
         luminance = rng.uniform(0.05, 0.2, n)
+        surface = rng.uniform(0.2, 0.8, n)
         gabor = 1 - colour - luminance
         delta = self._orientations[None, :] - preferred[:, None]
         orientation = np.exp(concentration[:, None] * (np.cos(2 * delta) - 1))
@@ -638,10 +642,11 @@ class CortexSimulator:
         )
         on_fraction = rng.random(n)
         first_extra = 4 * N_ORIENTATIONS
-        weights[:, first_extra] = luminance * on_fraction
-        weights[:, first_extra + 1] = luminance * (1 - on_fraction)
+        on_off = np.stack([on_fraction, 1 - on_fraction], 1) * luminance[:, None]
+        weights[:, first_extra : first_extra + 2] = on_off * (1 - surface)[:, None]
+        weights[:, first_extra + 2 : first_extra + 4] = on_off * surface[:, None]
         colour_mix = rng.dirichlet(np.full(4, 0.3), n)
-        weights[:, first_extra + 2 :] = colour[:, None] * colour_mix
+        weights[:, first_extra + 4 :] = colour[:, None] * colour_mix
         self._layout["V1"]["pref_orientation_deg"] = np.degrees(preferred)
         self._layout["V1"]["pref_wavelength_px"] = self._wavelengths[scale]
         return {"excitation": torch.from_numpy(weights.astype(np.float32))}
@@ -671,19 +676,20 @@ class CortexSimulator:
     # ------------------------------------------------------------------ feature stages
 
     def _v1_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """V1 channels at half resolution: energy, simple, luminance on/off, colour."""
+        """V1 channels at half resolution: energy, simple, contrast and surface on/off, colour."""
         lum, rg, by = _opponent_channels(images)
         fine = _filter(lum[:, None], self._fine_spectra, self._pads[0])
         fine = F.avg_pool2d(torch.view_as_real(fine).movedim(-1, 1).flatten(1, 2), 2)
         half = F.avg_pool2d(torch.stack([lum, rg, by], 1), 2)
         coarse = torch.view_as_real(_filter(half[:, :1], self._coarse_spectra, self._pads[1]))
-        colour = _filter(half[:, 1:], self._blur_spectrum, self._pads[1]).real
+        surface = _filter(half, self._blur_spectrum, self._pads[1]).real
+        surface[:, 0] -= 0.5
         n = N_ORIENTATIONS
         fine_even, fine_odd = fine[:, :n], fine[:, n + 1 : 2 * n + 1]
         dog = fine[:, n]
         energy = [torch.sqrt(fine_even**2 + fine_odd**2), coarse.square().sum(-1).sqrt()]
         simple = [fine_even, coarse[..., 0]]
-        point = [dog, -dog, colour[:, 0], -colour[:, 0], colour[:, 1], -colour[:, 1]]
+        point = [dog, -dog, *(sign * surface[:, k] for k in range(3) for sign in (1, -1))]
         maps = [*energy, torch.cat(simple, 1).clamp_min(0), torch.stack(point, 1).clamp_min(0)]
         return torch.cat(maps, 1) / self._norm["V1"][None, :, None, None]
 
