@@ -107,6 +107,19 @@ def test_overlapping_units_of_one_group_are_averaged_and_groups_stay_apart():
     assert float(out[0, 1, :4, :4].abs().max()) < 1e-3
 
 
+def test_pixel_paint_fills_one_pixel_and_rf_paint_spreads_over_the_field():
+    pixel = InverseRetinotopicMap([0.1], [-0.3], [0.2], ["a"], (16, 16))
+    out = pixel(torch.tensor([[[5.0]]]))[0, 0]
+    assert int((out != 0).sum()) == 1 and out[5, 8] == 5.0
+    gaussian = InverseRetinotopicMap([0.1], [-0.3], [0.2], ["a"], (16, 16), paint="rf")
+    out = gaussian(torch.tensor([[[5.0]]]))[0, 0]
+    assert int((out > 0.5).sum()) > 9 and float(out.max()) <= 5.0
+    with pytest.raises(ValueError, match="paint must be one of"):
+        InverseRetinotopicMap([0.1], [-0.3], [0.2], ["a"], (16, 16), paint="disc")
+    with pytest.raises(ValueError, match="paint must be one of"):
+        MonkeySee(n_inputs=1, image_shape=(3, 32, 32), paint="disc")
+
+
 def test_units_without_receptive_field_are_left_out_of_the_fixed_mapping():
     mapping = InverseRetinotopicMap([0.0, np.nan], [0.0, 0.0], [0.1, 0.1], ["a", "a"], (8, 8))
     out = mapping(torch.tensor([[[1.0], [100.0]]]))

@@ -12,7 +12,11 @@ and averages overlaps); far from every RF a channel fades to 0.
   ``[B, units, windows]`` (the spatiotemporal model's V1 0-27 ms, V4 33-60 ms, IT 66-93 ms
   after onset, shifted in +26 ms steps).
 - `InverseRetinotopicMap`: the fixed mapping from known RFs ("spatial" and
-  "spatiotemporal" models).
+  "spatiotemporal" models), painting each electrode either onto the pixel nearest its RF
+  centre (``paint="pixel"``, the reference code's) or as its RF Gaussian (``"rf"``).
+  Pixels keep every electrode's value apart; Gaussians as wide as V4 and IT fields blend
+  the 64 electrodes of an array into a smooth map from which a convolutional generator
+  recovers little (see `PAINTS`).
 - `LearnedInverseRF`: a learnable Gaussian (``mu_x``, ``mu_y``, ``log_sigma``) per
   electrode ("end-to-end" model), initialised from known RFs where present; `fields` reads
   the learned RFs out and `compare_fields` measures how far they moved from true ones.
@@ -50,6 +54,32 @@ def pixel_centres(n: int) -> torch.Tensor:
     [-0.75, -0.25, 0.25, 0.75]
     """
     return -1.0 + (2.0 * torch.arange(n, dtype=torch.float32) + 1.0) / n
+
+
+PAINTS = ("pixel", "rf")
+"""How `InverseRetinotopicMap` paints an electrode: on the pixel nearest its RF centre, or as
+its RF Gaussian. With 3,000 simulated training images (32 x 32, TVSD layout, 20 epochs of L1)
+the spatial model scored SSIM / PixCorr 0.515 / 0.747 with pixels and 0.474 / 0.702 with RF
+Gaussians on held-out training crops."""
+
+
+def pixel_maps(rf_x: torch.Tensor, rf_y: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """One-hot maps of the pixel nearest each ``(rf_x, rf_y)``, ``[units, height, width]``.
+
+    Centres outside the image are clamped to its border pixels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> maps = pixel_maps(torch.tensor([0.3]), torch.tensor([-0.8]), 4, 4)
+    >>> divmod(int(maps[0].argmax()), 4), float(maps.sum())
+    ((0, 2), 1.0)
+    """
+    rows = ((rf_y + 1) * height / 2).floor().long().clamp(0, height - 1)
+    columns = ((rf_x + 1) * width / 2).floor().long().clamp(0, width - 1)
+    maps = torch.zeros(len(rf_x), height * width, device=rf_x.device)
+    maps[torch.arange(len(rf_x)), rows * width + columns] = 1.0
+    return maps.reshape(-1, height, width)
 
 
 def gaussian_maps(
@@ -263,6 +293,9 @@ class InverseRetinotopicMap(nn.Module):
         Group label of each unit (array or area); one channel per group and window.
     image_size
         ``(height, width)`` of the painted channels.
+    paint
+        ``"pixel"``: each electrode on the pixel nearest its RF centre (the reference code);
+        ``"rf"``: each electrode as its RF Gaussian (peak 1). See `PAINTS`.
 
     Examples
     --------
@@ -279,19 +312,25 @@ class InverseRetinotopicMap(nn.Module):
         rf_sigma: Sequence[float],
         groups: Sequence,
         image_size: tuple[int, int],
+        paint: str = "pixel",
     ) -> None:
         super().__init__()
         _check_rf_lengths(rf_x, rf_y, rf_sigma, groups)
+        if paint not in PAINTS:
+            raise ValueError(f"paint must be one of {list(PAINTS)}, found {paint!r}")
         x, y, sigma = (torch.tensor(np.asarray(v, np.float32)) for v in (rf_x, rf_y, rf_sigma))
         known = torch.isfinite(x) & torch.isfinite(y) & torch.isfinite(sigma) & (sigma > 0)
         if not known.any():
             raise ValueError("InverseRetinotopicMap needs at least one unit with a known RF")
-        maps = gaussian_maps(
+        x, y, sigma = (
             torch.where(known, x, 0),
             torch.where(known, y, 0),
             torch.where(known, sigma, 1),
-            *image_size,
         )
+        if paint == "pixel":
+            maps = pixel_maps(x, y, *image_size)
+        else:
+            maps = gaussian_maps(x, y, sigma, *image_size)
         assignment, self.group_names = group_assignment(groups)
         self.register_buffer("maps", maps * known[:, None, None], persistent=False)
         self.register_buffer("assignment", assignment, persistent=False)

@@ -12,8 +12,9 @@ Responses go through four stages:
 3. **Mapping** into image-like channels, by ``mapping``:
 
    - ``"spatial"``: fixed inverse retinotopic mapping (`InverseRetinotopicMap`): each
-     electrode painted onto its known receptive field (RF), one channel per array
-     (15 for the TVSD's 7 + 4 + 4 arrays);
+     electrode painted at its known receptive field (RF), one channel per array (15 for
+     the TVSD's 7 + 4 + 4 arrays): on the pixel nearest the RF centre (``paint="pixel"``,
+     the reference code's) or as the RF Gaussian (``"rf"``);
    - ``"spatiotemporal"``: the same, one channel per area and time window (3 x 5 = 15);
    - ``"end_to_end"``: a learned Gaussian RF per electrode (`LearnedInverseRF`),
      initialised from the known RFs where present, one channel per array;
@@ -35,8 +36,8 @@ either way; once known they are stored in the hyperparameters, so a checkpoint r
 model by itself. RFs are in normalised image coordinates ([-1, 1], y down, as
 `neuralsight.simulate.cortex`).
 
-Departures from the reference code (MXNet): RFs are Gaussians rather than single pixels;
-the discriminator sees the current fakes rather than a 50-image history buffer; the
+Departures from the reference code (MXNet): ``paint="rf"`` paints RF Gaussians rather than
+single pixels (an option; the default paints pixels); the discriminator sees the current fakes rather than a 50-image history buffer; the
 innermost two decoder levels of the generator use dropout 0.5 (the reference builds none).
 The VGG19 network is not saved in checkpoints (it is reloaded from ``vgg_weights``); its
 weights' provenance is ``model.feature_loss.weights``.
@@ -56,6 +57,7 @@ from torch import nn
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.models.blocks.inverse_rf import (
+    PAINTS,
     InverseRetinotopicMap,
     LearnedInverseRF,
     TimeWindows,
@@ -188,6 +190,10 @@ class MonkeySee(Decoder):
         bin edges (ms); ``None``: taken from the DataModule's dataset in `setup`.
     scaling
         Response scaling (``"zscore"`` or ``"minmax"``), fitted after windowing.
+    paint
+        How the fixed mappings paint an electrode: ``"pixel"`` (nearest pixel to its RF
+        centre, the reference code's) or ``"rf"`` (its RF Gaussian); see
+        `neuralsight.models.blocks.inverse_rf.PAINTS`.
 
     Notes
     -----
@@ -237,10 +243,13 @@ class MonkeySee(Decoder):
         rf_sigma: list[float] | None = None,
         bin_edges_ms: list[float] | None = None,
         scaling: Scaling = "zscore",
+        paint: str = "pixel",
     ) -> None:
         super().__init__(n_inputs, image_shape, scaling)
         if mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {list(MAPPINGS)}, found {mapping!r}")
+        if paint not in PAINTS:
+            raise ValueError(f"paint must be one of {list(PAINTS)}, found {paint!r}")
         weights = {
             "adversarial_weight": adversarial_weight,
             "feature_weight": feature_weight,
@@ -333,7 +342,9 @@ class MonkeySee(Decoder):
         if hp.mapping == "end_to_end":
             rfs = self._receptive_fields(required=False)
             return LearnedInverseRF(*rfs, self._groups(), size, seed=hp.rf_seed)
-        mapping = InverseRetinotopicMap(*self._receptive_fields(True), self._groups(), size)
+        mapping = InverseRetinotopicMap(
+            *self._receptive_fields(True), self._groups(), size, paint=hp.paint
+        )
         if mapping.n_unknown:
             warnings.warn(
                 f"MonkeySee: {mapping.n_unknown} of {n_units} units have no known receptive "
