@@ -24,6 +24,7 @@ from neuralsight.analysis import (
     occlude,
     occlude_areas,
     occlude_outside_window,
+    painted_pixel_fraction,
     prestimulus_baseline,
     restrict_to_area,
     train_monkeysee,
@@ -325,6 +326,28 @@ def test_tvsd_v1_arrays_cover_a_small_part_of_the_image_and_it_all_of_it():
     cortex = simulate_cortex(_images(2), mode="window", progress=False)
     coverage = field_coverage(cortex.units, SIZE)
     assert coverage["V1"] < 0.25 < coverage["V4"] < coverage["IT"] == 1.0
+
+
+def test_painted_pixel_fraction_counts_shared_pixels_per_array_and_skips_unknown_rfs():
+    units = pd.DataFrame(
+        {
+            "area": ["V1", "V1", "V1", "V1", "IT"],
+            "array": [0, 0, 1, 1, 2],
+            "rf_x": [-0.9, -0.8, -0.9, np.nan, 0.0],
+            "rf_y": [-0.9, -0.9, -0.9, 0.0, 0.0],
+        }
+    )
+    assert painted_pixel_fraction(units, 4) == {"V1": 2 / 3, "IT": 1.0}
+    assert painted_pixel_fraction(units, 32) == {"V1": 1.0, "IT": 1.0}
+    with pytest.raises(ValueError, match="array"):
+        painted_pixel_fraction(units.drop(columns="array"), 4)
+
+
+def test_tvsd_v1_electrodes_share_pixels_at_32_and_mostly_not_at_96():
+    units = simulate_cortex(_images(2), mode="window", progress=False).units
+    small, large = painted_pixel_fraction(units, 32), painted_pixel_fraction(units, 96)
+    assert small["V1"] < 0.35 < 0.6 < large["V1"]
+    assert all(small[area] < large[area] for area in small)
 
 
 def test_untrained_end_to_end_fields_equal_the_true_ones(cortex):

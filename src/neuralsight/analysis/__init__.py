@@ -27,6 +27,7 @@ from neuralsight.analysis.fields import (
     field_table,
     median_distance_sigmas,
     model_fields,
+    painted_pixel_fraction,
     run_fields,
     true_fields,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "occlude",
     "occlude_areas",
     "occlude_outside_window",
+    "painted_pixel_fraction",
     "prestimulus_baseline",
     "restrict_to_area",
     "run_ablation",

@@ -8,7 +8,9 @@ median distance in SDs per area and overall, and `run_fields` draws the visual-f
 and size against eccentricity (`neuralsight.viz.analysis.field_map`) and writes
 ``fields.png``, ``fields.csv``, ``fields.json``, ``run.json`` and the report.
 `field_coverage` says how much of the image each area's RFs cover, which bounds what
-occluding that area can cost a whole-image pixel metric.
+occluding that area can cost a whole-image pixel metric; `painted_pixel_fraction` says how
+many electrodes keep a pixel of their own when the spatial model paints them (electrodes of
+one array on one pixel are summed into one value).
 
 Coordinates are normalised image coordinates ([-1, 1], y down). Where the model was
 initialised from the true RFs (as the end-to-end config does), the distance measures how
@@ -24,11 +26,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from neuralsight.analysis.conditions import write_text
 from neuralsight.analysis.training import check_matches, load_monkeysee
 from neuralsight.data.dataset import NeuralDataset
-from neuralsight.models.blocks.inverse_rf import compare_fields
+from neuralsight.models.blocks.inverse_rf import compare_fields, pixel_maps
 from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.viz.analysis import field_map
 from neuralsight.viz.report import write_report
@@ -85,6 +88,40 @@ def field_coverage(
             covered |= np.hypot(grid_x - x, grid_y - y) <= within_sigmas * sigma
         coverage[area] = float(covered.mean())
     return coverage
+
+
+def painted_pixel_fraction(units: pd.DataFrame, image_size: int) -> dict[str, float]:
+    """Distinct pixels per electrode when each is painted on the pixel nearest its RF centre.
+
+    The spatial MonkeySee (``paint="pixel"``) paints every electrode of an array on one
+    channel, at the pixel nearest its RF centre (`pixel_maps`); electrodes of one array that
+    land on the same pixel are summed into one value, and what told them apart is lost. Per
+    area: the number of distinct (array, pixel) pairs over the number of electrodes with a
+    known RF centre; 1 when none share, lower at smaller ``image_size``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"area": ["V1"] * 3, "array": [0, 0, 1],
+    ...                       "rf_x": [0.1, 0.12, 0.1], "rf_y": [0.0, 0.0, 0.0]})
+    >>> painted_pixel_fraction(units, 8), painted_pixel_fraction(units, 128)
+    ({'V1': 0.6666666666666666}, {'V1': 1.0})
+    """
+    missing = {"area", "array", "rf_x", "rf_y"} - set(units.columns)
+    if missing:
+        raise ValueError(f"painted_pixel_fraction needs columns {sorted(missing)} in units")
+    known = units[units[["rf_x", "rf_y"]].notna().all(axis=1)]
+    maps = pixel_maps(
+        torch.as_tensor(known["rf_x"].to_numpy(float)),
+        torch.as_tensor(known["rf_y"].to_numpy(float)),
+        image_size,
+        image_size,
+    )
+    painted = known.assign(pixel=maps.flatten(1).argmax(1).numpy())
+    return {
+        str(area): len(rows.drop_duplicates(["array", "pixel"])) / len(rows)
+        for area, rows in painted.groupby("area", sort=False)
+    }
 
 
 def field_table(learned: pd.DataFrame, true: pd.DataFrame) -> pd.DataFrame:
