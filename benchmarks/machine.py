@@ -2,7 +2,8 @@
 
 A benchmark takes the load average before it starts and calls `describe_machine` at the
 end, so its document shows the processor, the accelerator, the threads, the versions and
-how busy the machine was while it ran; `print_document` writes the document to stdout.
+how busy the machine was while it ran (`describe_run` adds the versions and the run's
+seconds); `print_document` writes the document to stdout.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import json
 import os
 import platform
 import sys
+import time
 
 import torch
+
+from neuralsight import __version__
 
 
 def cpu_model() -> str:
@@ -65,6 +69,24 @@ def describe_machine(load_before: tuple[float, float, float], device: str = "cpu
         "device": device,
         "device_name": device_name(device),
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+    }
+
+
+def describe_run(started: float, load_before: tuple[float, float, float]) -> dict:
+    """`describe_machine` plus the neuralsight and Python versions and the seconds since
+    ``started`` (a `time.perf_counter` reading), for a benchmark that times itself whole.
+
+    Examples
+    --------
+    >>> block = describe_run(time.perf_counter(), os.getloadavg())
+    >>> block["total_seconds"] >= 0, "neuralsight" in block
+    (True, True)
+    """
+    return {
+        **describe_machine(load_before),
+        "neuralsight": __version__,
+        "python": platform.python_version(),
+        "total_seconds": round(time.perf_counter() - started, 1),
     }
 
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -63,8 +62,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from machine import describe_machine, print_document
-from neuralsight import __version__
+from machine import describe_run, print_document
 from neuralsight.analysis.conditions import (
     feature_extractor,
     held_out_pairs,
@@ -312,12 +310,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         with tempfile.TemporaryDirectory(prefix="monkeysee_cpu_") as folder:
             doc["results"] = run(args, Path(folder), doc["settings"])
-    doc["machine"] = {
-        **describe_machine(load_before),
-        "neuralsight": __version__,
-        "python": platform.python_version(),
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }
+    doc["machine"] = describe_run(started, load_before)
     return print_document(doc)
 
 

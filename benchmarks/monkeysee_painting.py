@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,9 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from machine import describe_machine, print_document
+from machine import describe_run, print_document
 from monkeysee_cpu import make_dataset, train_ridge
-from neuralsight import __version__
 from neuralsight.analysis import held_out_pairs, painted_pixel_fraction
 from neuralsight.data import NeuralDataset
 from neuralsight.metrics.image import image_metrics
@@ -117,12 +115,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     started, load_before = time.perf_counter(), os.getloadavg()
     doc: dict[str, Any] = {"benchmark": "monkeysee_painting", "settings": vars(args)}
     doc["results"] = run(args)
-    doc["machine"] = {
-        **describe_machine(load_before),
-        "neuralsight": __version__,
-        "python": platform.python_version(),
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }
+    doc["machine"] = describe_run(started, load_before)
     return print_document(doc)
 
 

@@ -98,3 +98,19 @@ def test_run_all_collects_the_documents_in_one_file_per_machine(tmp_path):
     assert doc["machine_name"] == path.stem and doc["quick"]
     assert doc["commands"]["decode_speed"][0] == "benchmarks/decode_speed.py"
     assert set(doc["results"]["decode_speed"]["decoders"]) == {"ridge"}
+
+
+def test_monkeysee_painting_reads_out_raw_and_painted_responses():
+    doc = _run_json(
+        "monkeysee_painting.py",
+        *("--n-train", "300", "--n-test", "8", "--repeats-test", "1", "--electrodes", "16"),
+        *("--grids", "8", "96", "--threads", "1"),
+    )
+    results = doc["results"]
+    assert set(results) == {"raw", "painted_8", "painted_96"}
+    assert results["raw"]["features"] == 15 * 16
+    coarse, fine = results["painted_8"], results["painted_96"]
+    assert coarse["features"] < fine["features"] <= 15 * 16
+    assert all(coarse["pixel_fraction"][a] < fine["pixel_fraction"][a] for a in ("V1", "V4"))
+    assert all(0 < r["ssim"] < 1 and r["mse"] > 0 for r in results.values())
+    assert doc["machine"]["total_seconds"] > 0
