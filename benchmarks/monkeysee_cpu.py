@@ -35,7 +35,8 @@ an hour on two CPU cores:
    conv1-conv5 r) where the model does not win (empty: the issue's check holds).
 4. **Learned fields.** Median distance between the end-to-end model's learned RF centres
    and the true ones, in true RF SDs, overall and per area
-   (`neuralsight.analysis.fields`); ``coverage``: the fraction of the image within 2 RF SDs
+   (`neuralsight.analysis.fields`), after training and at its start (``--field-init``:
+   ``true`` starts from the true fields, ``random`` from random ones); ``coverage``: the fraction of the image within 2 RF SDs
    of an electrode of each area (`field_coverage`).
 5. **Occlusion** of the spatial model by area (`neuralsight.analysis.occlusion`, pixel
    metrics), with ``--fill mean`` (each unit's training mean, as the reference code's
@@ -71,7 +72,7 @@ from neuralsight.analysis.conditions import (
 )
 from neuralsight.analysis.fields import field_coverage, field_summary, model_fields
 from neuralsight.analysis.occlusion import evaluate_occlusion
-from neuralsight.analysis.training import TrainingSettings, train_monkeysee
+from neuralsight.analysis.training import TrainingSettings, build_monkeysee, train_monkeysee
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
 from neuralsight.models.decoders import RidgeDecoder
@@ -127,6 +128,13 @@ def feature_weight(args: argparse.Namespace, vgg_weights: str) -> float:
     return 0.0 if vgg_weights == "random" else 1.0
 
 
+def field_start(args: argparse.Namespace, mapping: str) -> dict[str, None]:
+    """Model options that start the end-to-end fields at random (``--field-init random``)."""
+    if mapping == "end_to_end" and args.field_init == "random":
+        return {"rf_x": None, "rf_y": None, "rf_sigma": None}
+    return {}
+
+
 def training(args: argparse.Namespace, mapping: str, vgg_weights: str) -> TrainingSettings:
     """The paper's losses and optimiser, sized for a CPU."""
     return TrainingSettings(
@@ -142,7 +150,8 @@ def training(args: argparse.Namespace, mapping: str, vgg_weights: str) -> Traini
             "vgg_weights": vgg_weights,
             "vgg_input_size": None,
             "rf_seed": args.seed,
-        },
+        }
+        | field_start(args, mapping),
         data={"batch_size": args.batch_size, "val_fraction": 0.0, "average_repeats": True},
         trainer={"max_epochs": args.epochs, "accelerator": "cpu"},
         seed=args.seed,
@@ -170,6 +179,15 @@ def model_checks(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
         for model in ("spatial", "end_to_end")
         for rival in ("dense", "ridge")
         if model in scores and rival in scores
+    }
+
+
+def fields_summary(model, dataset: NeuralDataset) -> dict[str, Any]:
+    """Per area: median distance of the model's fields from the true ones, and SD ratio."""
+    summary = field_summary(model_fields(model, dataset))
+    return {
+        area: {k: v for k, v in values.items() if k != "n_with_true_field"}
+        for area, values in summary.items()
     }
 
 
@@ -234,11 +252,9 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
 
     results["model_checks_failed_metrics"] = model_checks(results["models"])
     if "end_to_end" in models:
-        summary = field_summary(model_fields(models["end_to_end"], dataset))
-        results["learned_fields"] = {
-            area: {k: v for k, v in values.items() if k != "n_with_true_field"}
-            for area, values in summary.items()
-        }
+        start = build_monkeysee(dataset, training(args, "end_to_end", vgg_weights))
+        results["learned_fields"] = fields_summary(models["end_to_end"], dataset)
+        results["fields_at_start"] = fields_summary(start, dataset)
     if "spatial" in models:
         _log("occluding the spatial model")
         occlusion = evaluate_occlusion(models["spatial"], dataset, by="area", fill=args.fill)
@@ -282,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         type=float,
         default=None,
         help="VGG19 loss weight (default: the paper's 1.0 with ImageNet weights, else 0)",
+    )
+    parser.add_argument(
+        "--field-init",
+        choices=("true", "random"),
+        default="true",
+        help="where the end-to-end model's learned fields start",
     )
     parser.add_argument(
         "--fill", choices=("mean", "baseline", "zeros"), default="mean", help="occlusion fill"

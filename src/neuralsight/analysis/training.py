@@ -158,6 +158,31 @@ def training_settings(
     )
 
 
+def build_monkeysee(dataset: NeuralDataset, settings: TrainingSettings) -> MonkeySee:
+    """The untrained `MonkeySee` that `train_monkeysee` starts from.
+
+    The units' areas, arrays, RFs and bin edges come from ``dataset`` (`unit_info`);
+    ``settings.model`` overrides any of them (``rf_x=None`` starts every learned field at a
+    random place).
+
+    Examples
+    --------
+    >>> from neuralsight.simulate.cortex import simulate_cortex
+    >>> images = np.random.default_rng(0).random((3, 3, 32, 32), dtype=np.float32)
+    >>> ds = simulate_cortex(images, arrays={"V1": 1}, electrodes_per_array=4, mode="window",
+    ...                      progress=False)
+    >>> settings = training_settings(model_options={"mapping": "end_to_end", "rf_x": None,
+    ...     "feature_weight": 0, "base_channels": 4, "discriminator_channels": 4})
+    >>> set(build_monkeysee(ds, settings).learned_fields()["initialised"])
+    {'random'}
+    """
+    return MonkeySee(
+        n_inputs=dataset.n_units * dataset.n_bins,
+        image_shape=dataset.image_shape,
+        **{**unit_info(dataset), **settings.model},
+    )
+
+
 def train_monkeysee(
     dataset: NeuralDataset,
     settings: TrainingSettings,
@@ -184,11 +209,7 @@ def train_monkeysee(
     """
     L.seed_everything(settings.seed, verbose=False)
     datamodule = NeuralDataModule(dataset=dataset, seed=settings.seed, **settings.data)
-    model = MonkeySee(
-        n_inputs=datamodule.n_inputs,
-        image_shape=datamodule.image_shape,
-        **{**unit_info(dataset), **settings.model},
-    )
+    model = build_monkeysee(dataset, settings)
     trainer = dict(settings.trainer)
     max_epochs = trainer.pop("max_epochs", DEFAULT_MAX_EPOCHS)
     return fit(
