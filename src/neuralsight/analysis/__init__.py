@@ -48,6 +48,7 @@ from neuralsight.analysis.occlusion import (
 from neuralsight.analysis.single_area import restrict_to_area, run_single_area
 from neuralsight.analysis.training import (
     TrainingSettings,
+    build_monkeysee,
     load_config,
     load_monkeysee,
     train_monkeysee,
@@ -62,6 +63,7 @@ __all__ = [
     "ablation_conditions",
     "apply_condition",
     "area_conditions",
+    "build_monkeysee",
     "evaluate_occlusion",
     "feature_extractor",
     "field_coverage",
