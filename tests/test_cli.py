@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from neuralsight.cli import main, parse_options
+from neuralsight.cli import build_parser, main, parse_options
 from neuralsight.data import NeuralDataset
 
 
@@ -172,3 +172,15 @@ def test_the_demo_reproduces_its_metrics_from_its_seed(tmp_path):
         main(["demo", "--quick", "--seed", "3", "--out", str(tmp_path / name)])
     a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("a", "b"))
     assert a == b
+
+
+def test_convert_and_analyses_collect_repeated_key_value_options():
+    parser = build_parser()
+    convert = parser.parse_args(
+        ["convert", "npz", "a.npz", "--out", "b.h5", "-o", "x=1", "-o", "y=[2]"]
+    )
+    assert parse_options(convert.option) == {"x": 1, "y": [2]}
+    single = parser.parse_args(
+        ["analyze", "single-area", "--dataset", "d.h5", "--out", "o", "--option", "mapping=dense"]
+    )
+    assert parse_options(single.option) == {"mapping": "dense"}

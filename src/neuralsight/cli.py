@@ -170,19 +170,24 @@ def _run_evaluate(args) -> int:
     return 0
 
 
-def _add_convert(commands) -> None:
-    p = commands.add_parser("convert", help="translate an external recording into a dataset file")
-    p.add_argument("format", help="nwb, tvsd, sid_mat, fmri69, npz or npy_images")
-    p.add_argument("paths", nargs="+", help="input file(s) of that format")
-    p.add_argument("--out", required=True, help="dataset file to write (.h5)")
+def _add_key_value_option(p, what: str, example: str) -> None:
+    """``--option/-o KEY=VALUE``, repeatable, read by `parse_options`."""
     p.add_argument(
         "--option",
         "-o",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="reader option, value parsed as YAML (repeatable), e.g. -o bin_ms=10",
+        help=f"{what} option, value parsed as YAML (repeatable), e.g. -o {example}",
     )
+
+
+def _add_convert(commands) -> None:
+    p = commands.add_parser("convert", help="translate an external recording into a dataset file")
+    p.add_argument("format", help="nwb, tvsd, sid_mat, fmri69, npz or npy_images")
+    p.add_argument("paths", nargs="+", help="input file(s) of that format")
+    p.add_argument("--out", required=True, help="dataset file to write (.h5)")
+    _add_key_value_option(p, "reader", "bin_ms=10")
     p.set_defaults(run=_run_convert)
 
 
@@ -378,14 +383,7 @@ def _add_training_options(p) -> None:
     p.add_argument("--dataset", required=True, help="dataset file to train and test on")
     p.add_argument("--out", required=True, help="output folder (checkpoints, figures, report)")
     p.add_argument("--config", default=None, help="MonkeySee YAML config (configs/monkeysee_*)")
-    p.add_argument(
-        "--option",
-        "-o",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="MonkeySee option, value parsed as YAML (repeatable), e.g. -o mapping=dense",
-    )
+    _add_key_value_option(p, "MonkeySee", "mapping=dense")
     p.add_argument("--max-epochs", type=int, default=None, help="overrides the config")
     p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (2 per batch)")
     p.add_argument("--batch-size", type=int, default=None, help="overrides the config")
