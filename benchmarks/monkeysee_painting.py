@@ -36,22 +36,14 @@ import torch
 
 from machine import describe_run, print_document
 from monkeysee_cpu import make_dataset, train_ridge
-from neuralsight.analysis import held_out_pairs, painted_pixel_fraction
+from neuralsight.analysis import held_out_pairs, painted_pixel_fraction, painted_pixels
 from neuralsight.data import NeuralDataset
 from neuralsight.metrics.image import image_metrics
-from neuralsight.models.blocks.inverse_rf import pixel_maps
 
 
 def pixel_groups(units: pd.DataFrame, grid: int) -> np.ndarray:
     """``[units, groups]`` one-hot: which (array, painted pixel) each electrode joins."""
-    maps = pixel_maps(
-        torch.as_tensor(units["rf_x"].to_numpy(float)),
-        torch.as_tensor(units["rf_y"].to_numpy(float)),
-        grid,
-        grid,
-    )
-    pixel = maps.flatten(1).argmax(1).numpy()
-    keys = pd.MultiIndex.from_arrays([units["array"].to_numpy(), pixel])
+    keys = pd.MultiIndex.from_arrays([units["array"].to_numpy(), painted_pixels(units, grid)])
     group, _ = pd.factorize(keys)
     return np.eye(group.max() + 1, dtype=np.float32)[group]
 

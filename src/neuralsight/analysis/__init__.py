@@ -28,6 +28,7 @@ from neuralsight.analysis.fields import (
     median_distance_sigmas,
     model_fields,
     painted_pixel_fraction,
+    painted_pixels,
     run_fields,
     true_fields,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "occlude_areas",
     "occlude_outside_window",
     "painted_pixel_fraction",
+    "painted_pixels",
     "prestimulus_baseline",
     "restrict_to_area",
     "run_ablation",

@@ -31,7 +31,7 @@ import torch
 from neuralsight.analysis.conditions import write_text
 from neuralsight.analysis.training import check_matches, load_monkeysee
 from neuralsight.data.dataset import NeuralDataset
-from neuralsight.models.blocks.inverse_rf import compare_fields, pixel_maps
+from neuralsight.models.blocks.inverse_rf import compare_fields, nearest_pixel
 from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.viz.analysis import field_map
 from neuralsight.viz.report import write_report
@@ -90,11 +90,31 @@ def field_coverage(
     return coverage
 
 
+def painted_pixels(units: pd.DataFrame, image_size: int) -> np.ndarray:
+    """Flat index of the pixel each unit is painted on in an ``image_size`` square image.
+
+    The spatial MonkeySee's ``paint="pixel"`` choice (`nearest_pixel` of ``rf_x``, ``rf_y``);
+    every unit needs a known RF centre.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> painted_pixels(pd.DataFrame({"rf_x": [-1.0, 0.9], "rf_y": [-1.0, 0.9]}), 4).tolist()
+    [0, 15]
+    """
+    return nearest_pixel(
+        torch.as_tensor(units["rf_x"].to_numpy(float)),
+        torch.as_tensor(units["rf_y"].to_numpy(float)),
+        image_size,
+        image_size,
+    ).numpy()
+
+
 def painted_pixel_fraction(units: pd.DataFrame, image_size: int) -> dict[str, float]:
     """Distinct pixels per electrode when each is painted on the pixel nearest its RF centre.
 
     The spatial MonkeySee (``paint="pixel"``) paints every electrode of an array on one
-    channel, at the pixel nearest its RF centre (`pixel_maps`); electrodes of one array that
+    channel, at the pixel nearest its RF centre (`painted_pixels`); electrodes of one array that
     land on the same pixel are summed into one value, and what told them apart is lost. Per
     area: the number of distinct (array, pixel) pairs over the number of electrodes with a
     known RF centre; 1 when none share, lower at smaller ``image_size``.
@@ -111,13 +131,7 @@ def painted_pixel_fraction(units: pd.DataFrame, image_size: int) -> dict[str, fl
     if missing:
         raise ValueError(f"painted_pixel_fraction needs columns {sorted(missing)} in units")
     known = units[units[["rf_x", "rf_y"]].notna().all(axis=1)]
-    maps = pixel_maps(
-        torch.as_tensor(known["rf_x"].to_numpy(float)),
-        torch.as_tensor(known["rf_y"].to_numpy(float)),
-        image_size,
-        image_size,
-    )
-    painted = known.assign(pixel=maps.flatten(1).argmax(1).numpy())
+    painted = known.assign(pixel=painted_pixels(known, image_size))
     return {
         str(area): len(rows.drop_duplicates(["array", "pixel"])) / len(rows)
         for area, rows in painted.groupby("area", sort=False)

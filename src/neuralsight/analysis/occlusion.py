@@ -209,7 +209,7 @@ def prestimulus_baseline(
             f"{edges[0]:g} to {edges[-1]:g} ms), so there is no pre-stimulus baseline; "
             "use fill='mean' or 'zeros', or time-resolved responses that start before 0 ms"
         )
-    return training_mean(dataset, split, block_bytes)[:, before].mean(1).astype(np.float32)
+    return training_mean(dataset, split, block_bytes)[:, before].mean(1)
 
 
 def fill_values(dataset: NeuralDataset, fill: Fill = "mean", split: str = "train") -> np.ndarray:

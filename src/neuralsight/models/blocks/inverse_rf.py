@@ -63,10 +63,26 @@ the spatial model scored SSIM / PixCorr 0.515 / 0.747 with pixels and 0.474 / 0.
 Gaussians on held-out training crops."""
 
 
+def nearest_pixel(rf_x: torch.Tensor, rf_y: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Flat index (``row * width + column``) of the pixel nearest each ``(rf_x, rf_y)``.
+
+    Centres outside the image are clamped to its border pixels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> nearest_pixel(torch.tensor([0.3, 5.0]), torch.tensor([-0.8, 0.0]), 4, 4).tolist()
+    [2, 11]
+    """
+    rows = ((rf_y + 1) * height / 2).floor().long().clamp(0, height - 1)
+    columns = ((rf_x + 1) * width / 2).floor().long().clamp(0, width - 1)
+    return rows * width + columns
+
+
 def pixel_maps(rf_x: torch.Tensor, rf_y: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """One-hot maps of the pixel nearest each ``(rf_x, rf_y)``, ``[units, height, width]``.
 
-    Centres outside the image are clamped to its border pixels.
+    The pixel is `nearest_pixel`'s.
 
     Examples
     --------
@@ -75,10 +91,8 @@ def pixel_maps(rf_x: torch.Tensor, rf_y: torch.Tensor, height: int, width: int) 
     >>> divmod(int(maps[0].argmax()), 4), float(maps.sum())
     ((0, 2), 1.0)
     """
-    rows = ((rf_y + 1) * height / 2).floor().long().clamp(0, height - 1)
-    columns = ((rf_x + 1) * width / 2).floor().long().clamp(0, width - 1)
     maps = torch.zeros(len(rf_x), height * width, device=rf_x.device)
-    maps[torch.arange(len(rf_x)), rows * width + columns] = 1.0
+    maps[torch.arange(len(rf_x)), nearest_pixel(rf_x, rf_y, height, width)] = 1.0
     return maps.reshape(-1, height, width)
 
 

@@ -37,8 +37,9 @@ model by itself. RFs are in normalised image coordinates ([-1, 1], y down, as
 `neuralsight.simulate.cortex`).
 
 Departures from the reference code (MXNet): ``paint="rf"`` paints RF Gaussians rather than
-single pixels (an option; the default paints pixels); the discriminator sees the current fakes rather than a 50-image history buffer; the
-innermost two decoder levels of the generator use dropout 0.5 (the reference builds none).
+single pixels (an option; the default paints pixels); the discriminator sees the current
+fakes rather than a 50-image history buffer; the innermost two decoder levels of the
+generator use dropout 0.5 (the reference builds none).
 The VGG19 network is not saved in checkpoints (it is reloaded from ``vgg_weights``); its
 weights' provenance is ``model.feature_loss.weights``.
 """
