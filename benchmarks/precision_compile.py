@@ -66,8 +66,10 @@ def deadline(seconds: float) -> Iterator[None]:
     """Raise `TimeoutError` in the block after ``seconds`` (POSIX main thread; else no limit).
 
     The alarm interrupts a block that runs too long; a block that swallowed the alarm's
-    exception (the compiler catches some errors and falls back to eager) still ends in
-    `TimeoutError` if it took longer than ``seconds``.
+    exception (the compiler catches some errors and falls back to eager), or turned it into
+    another error (an alarm inside an import leaves the module half-imported, and the
+    compiler then reports `ModuleNotFoundError`), still ends in `TimeoutError` if it took
+    longer than ``seconds``.
 
     Examples
     --------
@@ -86,6 +88,10 @@ def deadline(seconds: float) -> Iterator[None]:
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except Exception as error:
+        if time.perf_counter() - start > seconds:
+            raise TimeoutError(f"took more than {seconds:g} s") from error
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

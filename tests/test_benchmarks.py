@@ -3,7 +3,10 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = ["--size", "16", "--repeats", "1", "--warmups", "0", "--batch-size", "8", "--frames", "2"]
@@ -114,3 +117,19 @@ def test_monkeysee_painting_reads_out_raw_and_painted_responses():
     assert all(coarse["pixel_fraction"][a] < fine["pixel_fraction"][a] for a in ("V1", "V4"))
     assert all(0 < r["ssim"] < 1 and r["mse"] > 0 for r in results.values())
     assert doc["machine"]["total_seconds"] > 0
+
+
+def test_deadline_reports_an_error_raised_after_it_expired_as_a_timeout(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from precision_compile import deadline
+
+    with pytest.raises(TimeoutError) as caught:
+        with deadline(0.05):
+            try:
+                time.sleep(0.5)
+            except TimeoutError:
+                raise ModuleNotFoundError("the alarm interrupted an import") from None
+    assert isinstance(caught.value.__cause__, ModuleNotFoundError)
+    with pytest.raises(ValueError, match="before the deadline"):
+        with deadline(5):
+            raise ValueError("before the deadline")
