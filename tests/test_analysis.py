@@ -25,6 +25,7 @@ from neuralsight.analysis import (
     occlude_areas,
     occlude_outside_window,
     painted_pixel_fraction,
+    painted_pixels,
     prestimulus_baseline,
     restrict_to_area,
     train_monkeysee,
@@ -341,6 +342,8 @@ def test_painted_pixel_fraction_counts_shared_pixels_per_array_and_skips_unknown
     assert painted_pixel_fraction(units, 32) == {"V1": 1.0, "IT": 1.0}
     with pytest.raises(ValueError, match="array"):
         painted_pixel_fraction(units.drop(columns="array"), 4)
+    with pytest.raises(ValueError, match="1 of 4 units have no finite rf_x/rf_y"):
+        painted_pixels(units[units["area"] == "V1"], 4)
 
 
 def test_tvsd_v1_electrodes_share_pixels_at_32_and_mostly_not_at_96():

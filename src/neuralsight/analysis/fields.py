@@ -102,6 +102,13 @@ def painted_pixels(units: pd.DataFrame, image_size: int) -> np.ndarray:
     >>> painted_pixels(pd.DataFrame({"rf_x": [-1.0, 0.9], "rf_y": [-1.0, 0.9]}), 4).tolist()
     [0, 15]
     """
+    centres = units[["rf_x", "rf_y"]].to_numpy(float)
+    if not np.isfinite(centres).all():
+        unknown = int((~np.isfinite(centres).all(axis=1)).sum())
+        raise ValueError(
+            f"painted_pixels: {unknown} of {len(units)} units have no finite rf_x/rf_y; "
+            "only units with a known RF centre are painted"
+        )
     return nearest_pixel(
         torch.as_tensor(units["rf_x"].to_numpy(float)),
         torch.as_tensor(units["rf_y"].to_numpy(float)),
