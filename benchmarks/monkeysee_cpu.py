@@ -135,6 +135,11 @@ def field_start(args: argparse.Namespace, mapping: str) -> dict[str, None]:
     return {}
 
 
+def electrode_codes(args: argparse.Namespace, mapping: str) -> dict[str, int]:
+    """``--electrode-codes`` for the models that paint (the dense baseline does not)."""
+    return {} if mapping == "dense" else {"electrode_codes": args.electrode_codes}
+
+
 def training(args: argparse.Namespace, mapping: str, vgg_weights: str) -> TrainingSettings:
     """The paper's losses and optimiser, sized for a CPU."""
     return TrainingSettings(
@@ -151,6 +156,7 @@ def training(args: argparse.Namespace, mapping: str, vgg_weights: str) -> Traini
             "vgg_input_size": None,
             "rf_seed": args.seed,
         }
+        | electrode_codes(args, mapping)
         | field_start(args, mapping),
         data={"batch_size": args.batch_size, "val_fraction": 0.0, "average_repeats": True},
         trainer={"max_epochs": args.epochs, "accelerator": "cpu"},
@@ -304,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         choices=("true", "random"),
         default="true",
         help="where the end-to-end model's learned fields start",
+    )
+    parser.add_argument(
+        "--electrode-codes",
+        type=int,
+        default=0,
+        help="learned codes per electrode before painting (0: the paper's plain painting)",
     )
     parser.add_argument(
         "--fill", choices=("mean", "baseline", "zeros"), default="mean", help="occlusion fill"

@@ -12,6 +12,7 @@ import yaml
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models.blocks.inverse_rf import (
     RANDOM_SIGMA,
+    ElectrodeCodes,
     InverseRetinotopicMap,
     LearnedInverseRF,
     TimeWindows,
@@ -302,6 +303,41 @@ def test_dense_baseline_trains_and_reconstructs():
     recon = model.reconstruct(ds, split="test")
     assert recon.shape == (4, 3, 32, 32) and recon.min() >= 0 and recon.max() <= 1
     assert model.discriminator is not None  # reconstruct leaves the model whole
+
+
+def test_electrode_codes_paint_each_response_times_its_own_learned_vector():
+    codes = ElectrodeCodes(n_units=2, codes=3, seed=1)
+    with torch.no_grad():
+        codes.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [1.0, 3.0, 0.0]]))
+    mapping = InverseRetinotopicMap([-0.5, 0.5], [0.0, 0.0], [0.1, 0.1], ["a", "a"], (8, 8))
+    with torch.no_grad():
+        out = mapping(codes(torch.tensor([[[2.0], [4.0]]])))
+    assert out.shape == (1, 3, 8, 8)
+    assert out[0, :, 4, 2].tolist() == [2.0, -4.0, 1.0]  # x = -0.5: column 2
+    assert out[0, :, 4, 6].tolist() == [4.0, 12.0, 0.0]
+    assert float(out[0].abs().sum()) == 23.0  # nothing painted elsewhere
+
+
+@pytest.mark.parametrize("mapping", ["spatial", "end_to_end"])
+def test_electrode_codes_start_from_the_plain_painting_and_learn(mapping):
+    ds = _toy_dataset()
+    plain, coded = _model(ds, mapping=mapping), _model(ds, mapping=mapping, electrode_codes=2)
+    responses = torch.from_numpy(ds.responses[:2])
+    assert coded.generator.down[0][0].in_channels == 3 * 2
+    with torch.no_grad():
+        start, paper = coded.condition(responses), plain.condition(responses)
+    assert torch.allclose(start[:, ::2], paper, atol=1e-6)
+    before = _snapshot(coded.codes)
+    _trainer(max_steps=1).fit(coded, NeuralDataModule(dataset=ds, batch_size=8))
+    assert _changed(before, coded.codes)
+
+
+def test_electrode_codes_are_refused_for_the_dense_baseline_and_below_zero():
+    ds = _toy_dataset(n=6)
+    with pytest.raises(ValueError, match="'dense' does not"):
+        _model(ds, mapping="dense", electrode_codes=2)
+    with pytest.raises(ValueError, match="integer >= 0"):
+        _model(ds, electrode_codes=-1)
 
 
 def test_learned_fields_need_the_end_to_end_model():

@@ -17,6 +17,8 @@ and averages overlaps); far from every RF a channel fades to 0.
   Pixels keep every electrode's value apart; Gaussians as wide as V4 and IT fields blend
   the 64 electrodes of an array into a smooth map from which a convolutional generator
   recovers little (see `PAINTS`).
+- `ElectrodeCodes`: an optional learned vector per electrode that its response is multiplied
+  by before painting, so that a generator can tell the electrodes of a neighbourhood apart.
 - `LearnedInverseRF`: a learnable Gaussian (``mu_x``, ``mu_y``, ``log_sigma``) per
   electrode ("end-to-end" model), initialised from known RFs where present; `fields` reads
   the learned RFs out and `compare_fields` measures how far they moved from true ones.
@@ -284,6 +286,44 @@ class TimeWindows(nn.Module):
         if self.passthrough:
             return responses
         return torch.einsum("but,uwt->buw", responses, self.weights.to(responses.dtype))
+
+
+class ElectrodeCodes(nn.Module):
+    """Learned per-unit codes: ``[B, U, W] -> [B, U, W * codes]``, each response times a vector.
+
+    A painted map keeps where an electrode is, not which one it is: a convolutional
+    generator weights every electrode of a neighbourhood alike, although their tuning
+    (ON or OFF, orientation, colour) differs. Multiplying each response by a learned
+    per-unit vector before painting lets the generator tell electrodes apart (an extension
+    to MonkeySee, not in the paper). Code 0 starts at 1 (the plain response, as painted
+    without codes), the others at ``N(0, init_sd)`` drawn from ``seed``. Output features are
+    window-major: feature ``w * codes + j`` is window ``w`` times code ``j``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> codes = ElectrodeCodes(n_units=3, codes=2)
+    >>> out = codes(torch.ones(4, 3, 5))
+    >>> out.shape, out[0, :, 0].tolist()
+    (torch.Size([4, 3, 10]), [1.0, 1.0, 1.0])
+    """
+
+    def __init__(self, n_units: int, codes: int, init_sd: float = 0.1, seed: int = 0) -> None:
+        super().__init__()
+        if n_units < 1 or codes < 1:
+            raise ValueError(f"n_units and codes must be >= 1, found {n_units} and {codes}")
+        generator = torch.Generator().manual_seed(seed)
+        weight = torch.randn(n_units, codes, generator=generator) * init_sd
+        weight[:, 0] = 1.0
+        self.weight = nn.Parameter(weight)
+
+    @property
+    def codes(self) -> int:
+        return self.weight.shape[1]
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        coded = values[..., None] * self.weight[None, :, None, :].to(values.dtype)
+        return coded.flatten(2)
 
 
 def _check_rf_lengths(rf_x, rf_y, rf_sigma, groups) -> int:

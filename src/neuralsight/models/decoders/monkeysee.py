@@ -21,6 +21,11 @@ Responses go through four stages:
    - ``"dense"``: the paper's baseline without RF mapping: a dense layer from all window
      responses to ``dense_channels`` channels at image size.
 
+   With ``electrode_codes=k`` (an extension, 0 by default) the painting mappings first
+   multiply each electrode's response by a learned ``k``-vector of its own
+   (`ElectrodeCodes`) and paint ``k`` channels per group, so that the generator can tell
+   apart neighbouring electrodes whose tuning differs.
+
 4. **Generator** (`Pix2PixGenerator`, U-Net, sigmoid output in [0, 1]) trained against a
    conditional PatchGAN (`PatchDiscriminator`) on (mapped input, image) pairs, with
    ``adversarial_weight`` (0.01) x adversarial + ``feature_weight`` (1.0) x VGG19 feature
@@ -59,6 +64,7 @@ from torch import nn
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.models.blocks.inverse_rf import (
     PAINTS,
+    ElectrodeCodes,
     InverseRetinotopicMap,
     LearnedInverseRF,
     TimeWindows,
@@ -195,6 +201,11 @@ class MonkeySee(Decoder):
         How the fixed mappings paint an electrode: ``"pixel"`` (nearest pixel to its RF
         centre, the reference code's) or ``"rf"`` (its RF Gaussian); see
         `neuralsight.models.blocks.inverse_rf.PAINTS`.
+    electrode_codes
+        0 (the paper's): each electrode's response is painted as it is. ``k >= 1``: it is
+        first multiplied by a learned ``k``-vector of its own (`ElectrodeCodes`), painted
+        into ``k`` channels per group, so the generator can tell apart the electrodes of a
+        neighbourhood (an extension; not used with ``"dense"``).
 
     Notes
     -----
@@ -245,12 +256,17 @@ class MonkeySee(Decoder):
         bin_edges_ms: list[float] | None = None,
         scaling: Scaling = "zscore",
         paint: str = "pixel",
+        electrode_codes: int = 0,
     ) -> None:
         super().__init__(n_inputs, image_shape, scaling)
         if mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {list(MAPPINGS)}, found {mapping!r}")
         if paint not in PAINTS:
             raise ValueError(f"paint must be one of {list(PAINTS)}, found {paint!r}")
+        if not (isinstance(electrode_codes, int) and electrode_codes >= 0):
+            raise ValueError(f"electrode_codes must be an integer >= 0, found {electrode_codes!r}")
+        if electrode_codes and mapping == "dense":
+            raise ValueError("electrode_codes needs a mapping that paints; 'dense' does not")
         weights = {
             "adversarial_weight": adversarial_weight,
             "feature_weight": feature_weight,
@@ -301,6 +317,11 @@ class MonkeySee(Decoder):
         self.windows = TimeWindows(hp.area, hp.bin_edges_ms, **self._window_settings())
         self.scaler = ResponseScaler(n_units * self.windows.n_windows, hp.scaling)
         self.input_map = self._make_input_map(n_units)
+        self.codes = (
+            ElectrodeCodes(n_units, hp.electrode_codes, seed=hp.rf_seed)
+            if hp.electrode_codes
+            else nn.Identity()
+        )
         in_channels = self._input_channels()
         channels = self.image_shape[0]
         self.generator = Pix2PixGenerator(
@@ -357,7 +378,8 @@ class MonkeySee(Decoder):
     def _input_channels(self) -> int:
         if self.hparams.mapping == "dense":
             return self.hparams.dense_channels
-        return self.input_map.n_groups * self.windows.n_windows
+        codes = max(self.hparams.electrode_codes, 1)
+        return self.input_map.n_groups * self.windows.n_windows * codes
 
     def _require_built(self) -> None:
         if not self.built:
@@ -402,7 +424,7 @@ class MonkeySee(Decoder):
             )
         windowed = self.windows(responses.reshape(len(responses), n_units, -1))
         scaled = self.scaler(windowed).reshape(windowed.shape)
-        return self.input_map(scaled)
+        return self.input_map(self.codes(scaled))
 
     def forward(self, responses: torch.Tensor) -> torch.Tensor:
         return self.generator(self.condition(responses))
@@ -453,7 +475,11 @@ class MonkeySee(Decoder):
     def configure_optimizers(self):
         self._require_built()
         betas = (self.hparams.beta1, 0.999)
-        params = [*self.generator.parameters(), *self.input_map.parameters()]
+        params = [
+            *self.generator.parameters(),
+            *self.codes.parameters(),
+            *self.input_map.parameters(),
+        ]
         opt_g = torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
         if self.discriminator is None:
             return opt_g
