@@ -163,16 +163,20 @@ def paint(values: torch.Tensor, maps: torch.Tensor, assignment: torch.Tensor) ->
     >>> out[0, 0].tolist()
     [[3.0, 0.0], [0.0, 5.0]]
     """
-    batch, n_units = values.shape[:2]
+    batch, n_units, n_windows = values.shape
     height, width = maps.shape[1:]
     flat = maps.reshape(n_units, -1)
-    grouped = values.transpose(1, 2)[:, None] * assignment[None, :, None, :]
-    # one 2-D product: a batched one broadcasts ``flat`` over batch and groups (under bf16
-    # autocast on a CPU it was materialised, 30 GB for a batch of 256 at 64 x 64)
-    summed = (grouped.reshape(-1, n_units) @ flat).reshape(*grouped.shape[:3], -1)
-    overlap = (assignment @ flat).clamp_min(1.0)
-    out = summed / overlap[None, :, None, :]
-    return out.reshape(batch, -1, height, width)
+    channels = []
+    for members in assignment.bool():
+        group_maps = flat[members]
+        group_values = values[:, members].transpose(1, 2).reshape(batch * n_windows, -1)
+        # one 2-D product per group: a batched one over all groups costs groups times more,
+        # and one broadcasting ``flat`` over the batch was materialised under bf16 autocast
+        # on a CPU (30 GB for a batch of 256 at 64 x 64)
+        summed = group_values @ group_maps
+        overlap = group_maps.sum(0).clamp_min(1.0)
+        channels.append((summed / overlap).reshape(batch, n_windows, -1))
+    return torch.stack(channels, 1).reshape(batch, -1, height, width)
 
 
 def window_bounds(
