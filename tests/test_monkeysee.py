@@ -108,6 +108,17 @@ def test_overlapping_units_of_one_group_are_averaged_and_groups_stay_apart():
     assert float(out[0, 1, :4, :4].abs().max()) < 1e-3
 
 
+def test_channels_are_group_major_with_each_groups_windows_in_order():
+    mapping = InverseRetinotopicMap([-0.5, 0.5, 0.5], [0.0] * 3, [0.1] * 3, [1, 0, 1], (4, 4))
+    values = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]] * 2)
+    out = mapping(values)
+    assert mapping.group_names == ["1", "0"]
+    assert out.shape == (2, 4, 4, 4)
+    left, right = out[1, :, 2, 1], out[1, :, 2, 3]
+    assert left.tolist() == [1.0, 2.0, 0.0, 0.0]
+    assert right.tolist() == [5.0, 6.0, 3.0, 4.0]
+
+
 def test_pixel_paint_fills_one_pixel_and_rf_paint_spreads_over_the_field():
     pixel = InverseRetinotopicMap([0.1], [-0.3], [0.2], ["a"], (16, 16))
     out = pixel(torch.tensor([[[5.0]]]))[0, 0]
