@@ -11,19 +11,22 @@ an hour on two CPU cores:
    ``mode="window"`` (one per-area window mean per electrode: V1 25-125, V4 50-150, IT
    75-175 ms), ``--n-train`` training images shown once and ``--n-test`` test images shown
    ``--repeats-test`` times (averaged).
-2. **Models.** `MonkeySee` with ``mapping`` ``spatial`` (fixed inverse retinotopic map, each
-   electrode on the pixel nearest its RF centre, one channel per array), ``end_to_end`` (learned Gaussian RF per electrode, initialised from
-   the true ones) and ``dense`` (the paper's baseline without RF mapping), each trained for
-   ``--epochs`` epochs in batches of ``--batch-size`` (32; the reference's 8 is slow on a
-   CPU) with Adam (beta1 0.5) at ``--lr`` 1e-3 rather than the paper's 2e-4 (it learns
-   faster in a short run), generator width ``--base-channels`` and dropout ``--dropout``;
-   and the closed-form `RidgeDecoder`. Losses: ``--pixel-weight`` x L1,
-   ``--adversarial-weight`` x adversarial, ``--feature-weight`` x VGG19 features (the
-   paper's 0.5, 0.01 and 1.0). The adversarial term is off by default: after 20 epochs on
-   3,000 images it cost the spatial model SSIM 0.331 against 0.474 without it, on crops
-   held out of training; GAN training pays off over the long runs of the GPU configs.
-   VGG19 runs at the image size (``vgg_input_size=None``) with
-   ImageNet weights when the torch hub cache has them; with random weights (recorded as
+2. **Models.** `MonkeySee` with ``mapping`` ``spatial`` (fixed inverse retinotopic map,
+   each electrode on the pixel nearest its RF centre, one channel per array),
+   ``end_to_end`` (learned Gaussian RF per electrode, initialised from the true ones) and
+   ``dense`` (the paper's baseline without RF mapping), each trained for ``--epochs``
+   epochs in batches of ``--batch-size`` (32; the reference's 8 is slow on a CPU) with Adam
+   (beta1 0.5) at ``--lr`` 1e-3 rather than the paper's 2e-4 (it learns faster in a short
+   run), generator width ``--base-channels`` and dropout ``--dropout``; and the
+   closed-form `RidgeDecoder`. ``--electrode-codes k`` gives the spatial and end-to-end
+   models a learned ``k``-vector per electrode that its response is multiplied by before
+   painting (``electrode_codes``; 0, the paper's plain painting, by default). Losses:
+   ``--pixel-weight`` x L1, ``--adversarial-weight`` x adversarial, ``--feature-weight`` x
+   VGG19 features (the paper's 0.5, 0.01 and 1.0). The adversarial term is off by default:
+   after 20 epochs on 3,000 images it cost the spatial model SSIM 0.331 against 0.474
+   without it, on crops held out of training; GAN training pays off over the long runs of
+   the GPU configs. VGG19 runs at the image size (``vgg_input_size=None``) with ImageNet
+   weights when the torch hub cache has them; with random weights (recorded as
    ``vgg_weights``) its features are no perceptual loss, so the feature term is off by
    default. Training settings were chosen on crops of the training photographs held out
    of training, never on the test split.
