@@ -321,10 +321,6 @@ class ElectrodeCodes(nn.Module):
         weight[:, 0] = 1.0
         self.weight = nn.Parameter(weight)
 
-    @property
-    def codes(self) -> int:
-        return self.weight.shape[1]
-
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         coded = values[..., None] * self.weight[None, :, None, :].to(values.dtype)
         return coded.flatten(2)
