@@ -109,12 +109,8 @@ def painted_pixels(units: pd.DataFrame, image_size: int) -> np.ndarray:
             f"painted_pixels: {unknown} of {len(units)} units have no finite rf_x/rf_y; "
             "only units with a known RF centre are painted"
         )
-    return nearest_pixel(
-        torch.as_tensor(units["rf_x"].to_numpy(float)),
-        torch.as_tensor(units["rf_y"].to_numpy(float)),
-        image_size,
-        image_size,
-    ).numpy()
+    rf_x, rf_y = torch.as_tensor(centres).T
+    return nearest_pixel(rf_x, rf_y, image_size, image_size).numpy()
 
 
 def painted_pixel_fraction(units: pd.DataFrame, image_size: int) -> dict[str, float]:
