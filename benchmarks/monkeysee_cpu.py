@@ -1,7 +1,7 @@
 """MonkeySee on a CPU: spatial, end-to-end and dense-baseline models next to ridge, measured.
 
-A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that fits in about
-an hour on two CPU cores:
+A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that takes about
+15 minutes on two CPU cores with two torch threads:
 
 1. **Data.** Colour crops of scikit-image's photographs (``natural``; test crops come from
    photographs never used in training), ``--size`` pixels square, shown to the simulated
@@ -39,8 +39,8 @@ an hour on two CPU cores:
 4. **Learned fields.** Median distance between the end-to-end model's learned RF centres
    and the true ones, in true RF SDs, overall and per area
    (`neuralsight.analysis.fields`), after training and at its start (``--field-init``:
-   ``true`` starts from the true fields, ``random`` from random ones); ``coverage``: the fraction of the image within 2 RF SDs
-   of an electrode of each area (`field_coverage`).
+   ``true`` starts from the true fields, ``random`` from random ones); ``coverage``: the
+   fraction of the image within 2 RF SDs of an electrode of each area (`field_coverage`).
 5. **Occlusion** of the spatial model by area (`neuralsight.analysis.occlusion`, pixel
    metrics), with ``--fill mean`` (each unit's training mean, as the reference code's
    zeroed z-scored inputs). ``drops`` are intact minus occluded (positive: worse when
