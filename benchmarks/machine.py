@@ -72,9 +72,12 @@ def describe_machine(load_before: tuple[float, float, float], device: str = "cpu
     }
 
 
-def describe_run(started: float, load_before: tuple[float, float, float]) -> dict:
-    """`describe_machine` plus the neuralsight and Python versions and the seconds since
-    ``started`` (a `time.perf_counter` reading), for a benchmark that times itself whole.
+def describe_run(
+    started: float, load_before: tuple[float, float, float], device: str = "cpu"
+) -> dict:
+    """`describe_machine` (of ``device``) plus the neuralsight and Python versions and the
+    seconds since ``started`` (a `time.perf_counter` reading), for a benchmark that times
+    itself whole.
 
     Examples
     --------
@@ -83,7 +86,7 @@ def describe_run(started: float, load_before: tuple[float, float, float]) -> dic
     (True, True)
     """
     return {
-        **describe_machine(load_before),
+        **describe_machine(load_before, device),
         "neuralsight": __version__,
         "python": platform.python_version(),
         "total_seconds": round(time.perf_counter() - started, 1),

@@ -84,6 +84,7 @@ from neuralsight.simulate.cortex import simulate_cortex
 from neuralsight.train import fit
 
 MAPPINGS = ("spatial", "end_to_end", "dense")
+SOURCES = ("natural", "deadleaves")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 CHECKED_METRICS = (
     "ssim",
@@ -104,10 +105,10 @@ def _log(message: str) -> None:
 
 
 def make_dataset(args: argparse.Namespace) -> NeuralDataset:
-    """Natural colour crops through the simulated cortex, in window mode, in memory."""
-    train = make_stimuli("natural", args.n_train, size=args.size, channels=3, seed=args.seed)
+    """Colour images of ``--source`` through the simulated cortex, in window mode, in memory."""
+    train = make_stimuli(args.source, args.n_train, size=args.size, channels=3, seed=args.seed)
     test = make_stimuli(
-        "natural", args.n_test, size=args.size, channels=3, seed=args.seed, split="test"
+        args.source, args.n_test, size=args.size, channels=3, seed=args.seed, split="test"
     )
     return simulate_cortex(
         train,
@@ -162,7 +163,7 @@ def training(args: argparse.Namespace, mapping: str, vgg_weights: str) -> Traini
         | electrode_codes(args, mapping)
         | field_start(args, mapping),
         data={"batch_size": args.batch_size, "val_fraction": 0.0, "average_repeats": True},
-        trainer={"max_epochs": args.epochs, "accelerator": "cpu"},
+        trainer={"max_epochs": args.epochs, "accelerator": args.accelerator},
         seed=args.seed,
     )
 
@@ -279,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Run the benchmark, print its JSON document and return it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32, help="image side (a multiple of 32)")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="natural",
+        help="stimuli: photograph crops, or unlimited dead-leaves scenes (no photo reuse)",
+    )
     parser.add_argument("--n-train", type=int, default=22000, help="the TVSD's 22,248")
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--repeats-test", type=int, default=10)
@@ -334,6 +341,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--feature-size", type=int, default=224, help="AlexNet input side (224 as published)"
     )
+    parser.add_argument(
+        "--accelerator",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="where the MonkeySee models train (gpu: one CUDA device; ridge stays on the CPU)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="keep checkpoints and figures")
     args = parser.parse_args(argv)
@@ -347,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         with tempfile.TemporaryDirectory(prefix="monkeysee_cpu_") as folder:
             doc["results"] = run(args, Path(folder), doc["settings"])
-    doc["machine"] = describe_run(started, load_before)
+    device = "cuda" if args.accelerator == "gpu" else "cpu"
+    doc["machine"] = describe_run(started, load_before, device)
     return print_document(doc)
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from machine import describe_run, print_document
-from monkeysee_cpu import make_dataset, train_ridge
+from monkeysee_cpu import SOURCES, make_dataset, train_ridge
 from neuralsight.analysis import held_out_pairs, painted_pixel_fraction, painted_pixels
 from neuralsight.data import NeuralDataset
 from neuralsight.metrics.image import image_metrics
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--repeats-test", type=int, default=10)
     parser.add_argument("--electrodes", type=int, default=64, help="electrodes per array")
     parser.add_argument("--layout", choices=("tvsd", "spread"), default="tvsd")
+    parser.add_argument("--source", choices=SOURCES, default="natural", help="stimuli")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

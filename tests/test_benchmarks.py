@@ -119,6 +119,32 @@ def test_monkeysee_painting_reads_out_raw_and_painted_responses():
     assert doc["machine"]["total_seconds"] > 0
 
 
+def test_monkeysee_cpu_scores_every_model_and_lists_the_failed_checks():
+    doc = _run_json(
+        "monkeysee_cpu.py",
+        *("--source", "deadleaves", "--n-train", "64", "--n-test", "4", "--repeats-test", "2"),
+        *("--electrodes", "4", "--epochs", "1", "--base-channels", "4", "--feature-size", "64"),
+        *("--threads", "1"),
+    )
+    assert doc["settings"]["source"] == "deadleaves"
+    results = doc["results"]
+    assert set(results["models"]) == {"spatial", "end_to_end", "dense", "ridge"}
+    assert all(
+        scores["mse"] > 0 and -1 <= scores["pixcorr"] <= 1 for scores in results["models"].values()
+    )
+    checks = results["model_checks_failed_metrics"]
+    assert set(checks) == {
+        f"{m} > {r}" for m in ("spatial", "end_to_end") for r in ("dense", "ridge")
+    }
+    assert all(
+        set(failed) <= {"ssim", "pixcorr", *(f"corr_conv{i}" for i in range(1, 6))}
+        for failed in checks.values()
+    )
+    assert results["learned_fields"]["all"]["n_units"] == 15 * 4
+    assert "without V1" in results["occlusion_spatial"]["drops"]
+    assert doc["machine"]["device"] == "cpu"
+
+
 def test_deadline_reports_an_error_raised_after_it_expired_as_a_timeout(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     from precision_compile import deadline
