@@ -3,8 +3,11 @@
 A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that takes about
 15 minutes on two CPU cores with two torch threads:
 
-1. **Data.** Colour crops of scikit-image's photographs (``natural``; test crops come from
-   photographs never used in training), ``--size`` pixels square, shown to the simulated
+1. **Data.** Colour crops of scikit-image's photographs (``--source natural``: four
+   photographs for training, test crops from a fifth never used in training) or colour
+   dead-leaves scenes (``--source deadleaves``: unlimited, train and test drawn from one
+   distribution) or the image files of a folder (``--source folder --root DIR``, every
+   10th file a test image), ``--size`` pixels square, shown to the simulated
    V1/V4/IT Utah arrays (`neuralsight.simulate.cortex`, 7 + 4 + 4 arrays of
    ``--electrodes`` electrodes, placed as in the TVSD monkeys, V1 and V4 in the lower
    visual field near the fovea, or with ``--layout spread`` spread over the image) in
@@ -47,7 +50,9 @@ A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that tak
    occluded).
 
 It prints one JSON document ``{"machine", "settings", "results"}``; ``--out DIR`` also keeps
-checkpoints and the occlusion figures and report. Run it with
+checkpoints and the occlusion figures and report; ``--accelerator gpu`` trains the MonkeySee
+models on a CUDA device, for the check at the configs' 96 x 96 with the paper's losses and
+ImageNet weights. Run it with
 ``nice -n 10 python benchmarks/monkeysee_cpu.py --threads 2 > benchmarks/results/monkeysee_cpu.json``.
 """
 
@@ -84,7 +89,7 @@ from neuralsight.simulate.cortex import simulate_cortex
 from neuralsight.train import fit
 
 MAPPINGS = ("spatial", "end_to_end", "dense")
-SOURCES = ("natural", "deadleaves")
+SOURCES = ("natural", "deadleaves", "folder")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 CHECKED_METRICS = (
     "ssim",
@@ -106,10 +111,9 @@ def _log(message: str) -> None:
 
 def make_dataset(args: argparse.Namespace) -> NeuralDataset:
     """Colour images of ``--source`` through the simulated cortex, in window mode, in memory."""
-    train = make_stimuli(args.source, args.n_train, size=args.size, channels=3, seed=args.seed)
-    test = make_stimuli(
-        args.source, args.n_test, size=args.size, channels=3, seed=args.seed, split="test"
-    )
+    draw = {"size": args.size, "channels": 3, "seed": args.seed, "root": args.root}
+    train = make_stimuli(args.source, args.n_train, **draw)
+    test = make_stimuli(args.source, args.n_test, split="test", **draw)
     return simulate_cortex(
         train,
         test,
@@ -284,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "--source",
         choices=SOURCES,
         default="natural",
-        help="stimuli: photograph crops, or unlimited dead-leaves scenes (no photo reuse)",
+        help="stimuli: photograph crops, unlimited dead-leaves scenes, or the files in --root",
     )
+    parser.add_argument("--root", default=None, help="the image folder of --source folder")
     parser.add_argument("--n-train", type=int, default=22000, help="the TVSD's 22,248")
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--repeats-test", type=int, default=10)

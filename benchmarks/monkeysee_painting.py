@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--electrodes", type=int, default=64, help="electrodes per array")
     parser.add_argument("--layout", choices=("tvsd", "spread"), default="tvsd")
     parser.add_argument("--source", choices=SOURCES, default="natural", help="stimuli")
+    parser.add_argument("--root", default=None, help="the image folder of --source folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
