@@ -4,6 +4,11 @@ A benchmark takes the load average before it starts and calls `describe_machine`
 end, so its document shows the processor, the accelerator, the threads, the versions and
 how busy the machine was while it ran (`describe_run` adds the versions and the run's
 seconds); `print_document` writes the document to stdout.
+
+It is also the one home of the speed benchmarks' yardstick: `matmul_peak` times a square
+fp32 matrix product (the machine's measured peak, in GFLOP/s), `count_flops` counts a
+step's floating-point operations with `torch.utils.flop_counter.FlopCounterMode`, and
+`achieved` puts a throughput in samples/s beside that peak.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 
+import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from neuralsight import __version__
 
@@ -107,3 +115,64 @@ def print_document(doc: dict) -> dict:
     json.dump(doc, sys.stdout, indent=2, default=float)
     print()
     return doc
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: str = "cpu", size: int = 2048, repeats: int = 7) -> dict:
+    """The machine's measured fp32 peak: GFLOP/s of a ``size`` x ``size`` matrix product.
+
+    One untimed product, then ``repeats`` timed ones (``2 size^3`` operations each, after a
+    CUDA synchronisation on a GPU) with the current torch threads; the figure is the median.
+
+    Examples
+    --------
+    >>> peak = matmul_peak(size=64, repeats=3)
+    >>> peak["gflops"] > 0, len(peak["runs_gflops"])
+    (True, 3)
+    """
+    target = torch.device(device)
+    a, b = torch.rand(size, size, device=target), torch.rand(size, size, device=target)
+    a @ b
+    _synchronize(target)
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        _synchronize(target)
+        runs.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return {
+        "gflops": float(np.median(runs)),
+        "runs_gflops": runs,
+        "what": f"{size}x{size} float32 matmul on {device}, "
+        f"{torch.get_num_threads()} threads, median of {repeats}",
+    }
+
+
+def count_flops(step: Callable[[], object]) -> int:
+    """Floating-point operations of one call of ``step`` (`FlopCounterMode`: matmuls,
+    convolutions and attention, forward and backward; element-wise work is not counted).
+
+    Examples
+    --------
+    >>> count_flops(lambda: torch.rand(4, 8) @ torch.rand(8, 2))
+    128
+    """
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def achieved(flop_per_sample: float, samples_per_s: float, peak_gflops: float) -> dict:
+    """GFLOP/s reached at ``samples_per_s`` beside the measured peak, and their ratio.
+
+    Examples
+    --------
+    >>> achieved(1e9, 50.0, peak_gflops=100.0)
+    {'gflops': 50.0, 'peak_gflops': 100.0, 'fraction_of_peak': 0.5}
+    """
+    gflops = flop_per_sample * samples_per_s / 1e9
+    return {"gflops": gflops, "peak_gflops": peak_gflops, "fraction_of_peak": gflops / peak_gflops}
