@@ -54,16 +54,28 @@ def test_train_speed_times_each_model_and_precision():
         "train_speed.py",
         *("--models", "sid", "--size", "16", "--batch-size", "4", "--steps", "1"),
         *("--repeats", "2", "--warmups", "1", "--threads", "1"),
-        *("--precisions", "32-true", "bf16-mixed"),
+        *("--precisions", "32-true", "bf16-mixed", "--peak-size", "128"),
     )
-    assert {"machine", "settings", "models", "wall_s"} <= doc.keys()
+    assert {"machine", "settings", "models", "wall_s", "peak"} <= doc.keys()
     assert {"device", "device_name", "load_average_1_5_15_min"} <= doc["machine"].keys()
+    peak = doc["peak"]["gflops"]
+    assert peak > 0
     sid = doc["models"]["sid"]
     for variant in ("32-true", "bf16-mixed"):
         result = sid["variants"][variant]
         assert result["samples_per_s"] > 0 and len(result["windows_samples_per_s"]) == 2
         assert result["precision_used"] == variant
     assert sid["ratios"]["bf16-mixed_over_32-true"] > 0
+    for result in (*sid["variants"].values(), sid["plain_loop"]):
+        assert result["flop_per_sample"] > 0 and result["peak_gflops"] == peak
+        assert result["gflops"] == pytest.approx(
+            result["flop_per_sample"] * result["samples_per_s"] / 1e9
+        )
+        assert result["fraction_of_peak"] == pytest.approx(result["gflops"] / peak)
+    assert len(sid["plain_loop"]["windows_samples_per_s"]) == 2
+    assert sid["ratios"]["32-true_over_plain_loop"] == pytest.approx(
+        sid["variants"]["32-true"]["samples_per_s"] / sid["plain_loop"]["samples_per_s"]
+    )
 
 
 def test_precision_compile_sweeps_batch_sizes_and_records_failures():
