@@ -5,6 +5,7 @@ from neuralsight.models.decoders.flig import FLIG, FeatureAutoencoder
 from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.models.decoders.ridge import RidgeDecoder
 from neuralsight.models.decoders.sid import SID, ImprovedSID
+from neuralsight.models.decoders.video import VideoSID
 
 __all__ = [
     "FLIG",
@@ -15,4 +16,5 @@ __all__ = [
     "MonkeySee",
     "ResponseScaler",
     "RidgeDecoder",
+    "VideoSID",
 ]

@@ -99,6 +99,7 @@ from neuralsight.models.encoders.base import (
     sync_from_rank_zero,
 )
 from neuralsight.models.inference import optimize_for_inference
+from neuralsight.models.registry import DECODERS, ENCODERS
 
 Stage = Literal["cae", "flow"]
 PCA_IMAGES = 4096
@@ -284,6 +285,8 @@ class FeatureAutoencoder(nn.Module):
         return self.decode(self.encode(images))
 
 
+@DECODERS.register("flig")
+@ENCODERS.register("flig")
 class FLIG(Decoder):
     """FLIG: CAE + cross-modal normalizing flow; decodes responses and encodes images.
 

@@ -77,6 +77,7 @@ from neuralsight.models.losses import (
     discriminator_loss,
     generator_adversarial_loss,
 )
+from neuralsight.models.registry import DECODERS
 
 MappingKind = Literal["spatial", "spatiotemporal", "end_to_end", "dense"]
 MAPPINGS = ("spatial", "spatiotemporal", "end_to_end", "dense")
@@ -155,6 +156,7 @@ def _default(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
+@DECODERS.register("monkeysee")
 class MonkeySee(Decoder):
     """MonkeySee: inverse receptive-field mapping + pix2pix generator and PatchGAN.
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from neuralsight.models.decoders.base import Decoder, Scaling
+from neuralsight.models.registry import DECODERS
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 6, 15))
 
@@ -122,6 +123,7 @@ def fit_linear_layer(
     return alpha
 
 
+@DECODERS.register("ridge")
 class RidgeDecoder(Decoder):
     """Closed-form ridge regression from scaled responses to pixels.
 

@@ -39,8 +39,10 @@ from neuralsight.models.blocks.autoencoder import SIDAutoencoder, SpikeToImageCo
 from neuralsight.models.blocks.unet import UNet
 from neuralsight.models.decoders.base import Decoder, Scaling
 from neuralsight.models.decoders.ridge import fit_linear_layer
+from neuralsight.models.registry import DECODERS
 
 
+@DECODERS.register("sid")
 class SID(Decoder):
     """The published spike-image decoder: MLP converter + convolutional autoencoder.
 
@@ -85,6 +87,7 @@ class SID(Decoder):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
+@DECODERS.register("improved_sid")
 class ImprovedSID(Decoder):
     """Our improved SID: linear converter + residual U-Net refinement, two-level loss.
 

@@ -27,6 +27,7 @@ import torch
 from neuralsight import __version__
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.models.decoders.sid import ImprovedSID
+from neuralsight.models.registry import DECODERS
 from neuralsight.simulate.retina import (
     PRESETS,
     RESPONSE_UNITS,
@@ -224,6 +225,7 @@ def simulate_video_dataset(
     )
 
 
+@DECODERS.register("video_sid")
 class VideoSID(ImprovedSID):
     """`ImprovedSID` over a window of ``context`` frame bins, aware of its retina.
 

@@ -45,6 +45,7 @@ from neuralsight.models.encoders.base import (
     energy_centres,
     sync_from_rank_zero,
 )
+from neuralsight.models.registry import ENCODERS
 
 
 def conv_core(
@@ -166,6 +167,7 @@ def linear_receptive_fields(
     return fields.T.reshape(-1, *side).float()
 
 
+@ENCODERS.register("cnn")
 class CNNEncoder(Encoder):
     """CNN core + Gaussian readout (Lurz et al. 2021): images -> responses.
 

@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuralsight.models.encoders.base import Encoder, EncoderLoss, energy_centres
+from neuralsight.models.registry import ENCODERS
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
+@ENCODERS.register("ln")
 class LNEncoder(Encoder):
     """Linear filter + softplus per unit (and time bin), Poisson loss.
 
