@@ -84,7 +84,7 @@ from neuralsight.analysis.training import TrainingSettings, build_monkeysee, tra
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
 from neuralsight.models.decoders import RidgeDecoder
-from neuralsight.models.pretrained import load_pretrained
+from neuralsight.pretrained import load_pretrained
 from neuralsight.simulate.cortex import simulate_cortex
 from neuralsight.train import fit
 

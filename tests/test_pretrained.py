@@ -7,8 +7,8 @@ import pytest
 import torch
 from torchvision.models import WeightsEnum
 
-from neuralsight.models import pretrained
-from neuralsight.models.pretrained import (
+from neuralsight import pretrained
+from neuralsight.pretrained import (
     PretrainedWeightsWarning,
     cache_path,
     load_pretrained,

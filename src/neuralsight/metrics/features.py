@@ -17,7 +17,7 @@ much of the image-reconstruction literature:
   stimulus should be given once (average repeats first): a duplicate true image is a
   distractor that can only tie.
 
-The network's weights come from `neuralsight.models.pretrained.load_pretrained`; the
+The network's weights come from `neuralsight.pretrained.load_pretrained`; the
 result records their provenance under ``"weights"`` (``"random"`` weights give numbers that
 cannot be compared with published ones). Forward passes are batched, in inference mode.
 """
@@ -35,7 +35,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from neuralsight.metrics.image import ImageBatch, check_pair, pearson_rows
-from neuralsight.models.pretrained import load_pretrained
+from neuralsight.pretrained import load_pretrained
 
 ALEXNET_LAYERS: dict[str, str] = {
     "conv1": "features.1",

@@ -7,7 +7,7 @@ VGG19; the loss is the mean over several feature depths of the L1 distance betwe
 features. The default depths are the reference's ``features[:8]``, ``[:15]``, ``[:22]``,
 ``[:29]`` and ``[:35]`` (the outputs, before ReLU, of conv2_2, conv3_3, conv4_2, conv5_1 and
 conv5_4; torchvision and MXNet number VGG19's feature layers alike). The network comes from
-`neuralsight.models.pretrained.load_pretrained` (offline-aware); its provenance is kept in
+`neuralsight.pretrained.load_pretrained` (offline-aware); its provenance is kept in
 ``weights``. It is frozen, but gradients flow through it to the reconstruction; its
 feature layers (convolutions, ReLUs, max pooling) behave alike in train and eval mode.
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralsight.models.pretrained import load_pretrained
+from neuralsight.pretrained import load_pretrained
 
 VGG19_CUTS = (8, 15, 22, 29, 35)
 """Feature depths of the loss: outputs of ``vgg19.features[:k]`` for each k (the reference's)."""
