@@ -104,6 +104,7 @@ class VGG19FeatureLoss(nn.Module):
         return out
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean L1 distance between the VGG19 features of ``pred`` and ``target``."""
         if pred.shape != target.shape:
             raise ValueError(
                 f"pred and target must have the same shape, found {tuple(pred.shape)} and "

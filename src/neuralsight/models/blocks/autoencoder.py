@@ -65,6 +65,7 @@ class SpikeToImageConverter(nn.Module):
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, n_inputs]`` -> images ``[B, C, H, W]``."""
         return self.net(features).reshape(-1, *self.image_shape)
 
 
@@ -107,6 +108,7 @@ class SIDAutoencoder(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Image -> encoded -> decoded image of the same shape."""
         if image.shape[-1] % 16 or image.shape[-2] % 16:
             raise ValueError(
                 f"SID's autoencoder halves the image 4 times: height and width must be "

@@ -282,6 +282,7 @@ class TimeWindows(nn.Module):
         return torch.from_numpy(np.stack(rows).astype(np.float32))
 
     def forward(self, responses: torch.Tensor) -> torch.Tensor:
+        """Responses ``[B, units, bins]`` -> window means ``[B, units, windows]``."""
         if responses.shape[1:] != (self.weights.shape[0], self.n_bins):
             raise ValueError(
                 f"responses must have shape [B, {self.weights.shape[0]}, {self.n_bins}] "
@@ -322,6 +323,7 @@ class ElectrodeCodes(nn.Module):
         self.weight = nn.Parameter(weight)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """Values ``[B, U, W]`` -> coded values ``[B, U, W * codes]``."""
         coded = values[..., None] * self.weight[None, :, None, :].to(values.dtype)
         return coded.flatten(2)
 
@@ -392,9 +394,11 @@ class InverseRetinotopicMap(nn.Module):
 
     @property
     def n_groups(self) -> int:
+        """Number of groups (areas or arrays), one painted channel block each."""
         return len(self.group_names)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """Values ``[B, units, windows]`` painted into ``[B, groups * windows, H, W]``."""
         return paint(values, self.maps.to(values.dtype), self.assignment.to(values.dtype))
 
 
@@ -453,6 +457,7 @@ class LearnedInverseRF(nn.Module):
 
     @property
     def n_groups(self) -> int:
+        """Number of groups (areas or arrays), one painted channel block each."""
         return len(self.group_names)
 
     def maps(self) -> torch.Tensor:
@@ -460,6 +465,7 @@ class LearnedInverseRF(nn.Module):
         return gaussian_maps(self.mu_x, self.mu_y, self.log_sigma.exp(), *self.image_size)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """Values ``[B, units, windows]`` painted through the current (learned) RF maps."""
         return paint(values, self.maps().to(values.dtype), self.assignment.to(values.dtype))
 
     def fields(self) -> pd.DataFrame:

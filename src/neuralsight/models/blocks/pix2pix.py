@@ -119,6 +119,7 @@ class Pix2PixGenerator(nn.Module):
         self.apply(init_pix2pix_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Condition maps ``[B, C_in, H, W]`` -> images ``[B, C_out, H, W]`` in [0, 1]."""
         factor = 2**self.depth
         if x.shape[-1] % factor or x.shape[-2] % factor:
             raise ValueError(
@@ -184,6 +185,7 @@ class PatchDiscriminator(nn.Module):
         self.apply(init_pix2pix_weights)
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Real-or-fake logits per patch of ``image`` given ``condition``."""
         if condition.shape[-2:] != image.shape[-2:] or min(image.shape[-2:]) < self.min_size:
             raise ValueError(
                 f"condition and image must share height and width of at least {self.min_size}, "

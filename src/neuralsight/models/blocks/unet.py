@@ -61,6 +61,7 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Image ``[B, C_in, H, W]`` -> output ``[B, C_out, H, W]`` through the skips."""
         factor = 2**self.depth
         if image.shape[-1] % factor or image.shape[-2] % factor:
             raise ValueError(

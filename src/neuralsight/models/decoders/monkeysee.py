@@ -391,6 +391,7 @@ class MonkeySee(Decoder):
             )
 
     def setup(self, stage: str) -> None:
+        """Build from the DataModule's units if needed and fit the scaler on windowed responses."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if not self.built:
             if datamodule is None:
@@ -429,6 +430,7 @@ class MonkeySee(Decoder):
         return self.input_map(self.codes(scaled))
 
     def forward(self, responses: torch.Tensor) -> torch.Tensor:
+        """Responses -> painted condition maps -> generated images ``[B, C, H, W]``."""
         return self.generator(self.condition(responses))
 
     # ------------------------------------------------------------------ training
@@ -457,6 +459,7 @@ class MonkeySee(Decoder):
         self.log("train_d_loss", loss, batch_size=len(images))
 
     def training_step(self, batch, batch_idx: int) -> None:
+        """One discriminator step, then one generator step (manual optimisation)."""
         responses, images = batch
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
@@ -475,6 +478,7 @@ class MonkeySee(Decoder):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(images))
 
     def configure_optimizers(self):
+        """Adam for the generator (with the mapping), and for the discriminator if any."""
         self._require_built()
         betas = (self.hparams.beta1, 0.999)
         params = [
@@ -497,6 +501,7 @@ class MonkeySee(Decoder):
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Put the frozen VGG19 back into the state dict (it was left out on saving)."""
         if self.feature_loss is not None:
             own = self.feature_loss.state_dict(prefix="feature_loss.")
             checkpoint["state_dict"].update(own)

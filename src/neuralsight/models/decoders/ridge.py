@@ -56,6 +56,7 @@ class RidgeSolver:
 
     @property
     def has_data(self) -> bool:
+        """True once `add` has seen at least one batch."""
         return self.n > 0
 
     def solve(self) -> None:
@@ -171,9 +172,11 @@ class RidgeDecoder(Decoder):
 
     @property
     def alphas(self) -> torch.Tensor:
+        """The regularisation strengths the validation split chooses from."""
         return self.solver.alphas
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Scaled responses -> images through the fitted linear map."""
         return self.linear(features).reshape(-1, *self.image_shape)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -184,29 +187,35 @@ class RidgeDecoder(Decoder):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
     def on_train_epoch_start(self) -> None:
+        """Start the sufficient statistics afresh for this epoch."""
         self.solver = RidgeSolver(self.solver.alphas)
 
     def training_step(self, batch, batch_idx: int) -> None:
+        """Accumulate the batch into the closed-form solution (no gradients)."""
         responses, images = batch
         self.solver.add(self.scaler(responses), images.flatten(1))
         self.optimizers().step()
 
     def on_validation_epoch_start(self) -> None:
+        """Solve for every strength from the statistics gathered so far."""
         if self.solver.has_data:
             self.solver.solve()
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Score every strength on the batch."""
         if self.solver.has_data:
             responses, images = batch
             self.solver.score(self.scaler(responses), images.flatten(1))
 
     def on_validation_epoch_end(self) -> None:
+        """Keep the weights of the strength with the lowest validation error."""
         if self.solver.n_scored:
             self._set_weights(self.solver.best_alpha())
             self.log("val_alpha", float(self.alpha))
             self.log("val_loss", float(self.solver.sse.min()) / self.solver.n_scored)
 
     def on_train_epoch_end(self) -> None:
+        """Without validation data, fall back to the grid's middle strength (and warn)."""
         if self.solver.n_scored == 0:
             self.solver.solve()
             self._set_weights(self.solver.best_alpha())

@@ -81,9 +81,11 @@ class SID(Decoder):
         self.autoencoder = SIDAutoencoder(self.image_shape[0], output=output)
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Scaled responses -> MLP converter -> autoencoder -> images."""
         return self.autoencoder(self.converter(features))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over all parameters, as in the reference."""
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
@@ -172,6 +174,7 @@ class ImprovedSID(Decoder):
         self.register_buffer("converter_ready", torch.tensor(converter_init == "random"))
 
     def on_fit_start(self) -> None:
+        """Set the converter to the ridge solution on the training split (once)."""
         datamodule = self.trainer.datamodule
         if bool(self.converter_ready) or datamodule is None:
             return
@@ -201,9 +204,11 @@ class ImprovedSID(Decoder):
         return coarse, [coarse + refiner(shared) for refiner in self.refiners]
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """The coarse image plus the mean residual of the refiners."""
         return torch.stack(self._refined(features)[1]).mean(0)
 
     def training_loss(self, responses: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Each refiner's MSE, summed, plus the weighted MSE of the coarse image."""
         coarse, refined = self._refined(self.scaler(responses))
         each = torch.stack([nn.functional.mse_loss(image, images) for image in refined])
         self.log("train_mse", each.mean(), batch_size=len(images))
@@ -211,6 +216,7 @@ class ImprovedSID(Decoder):
         return loss + self.hparams.intermediate_weight * nn.functional.mse_loss(coarse, images)
 
     def configure_optimizers(self):
+        """AdamW for the refiners and the converter, on a one-cycle schedule per step."""
         lr = self.hparams.lr
         converter_lr = lr * self.hparams.converter_lr_scale
         optimizer = torch.optim.AdamW(

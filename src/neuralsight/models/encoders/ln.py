@@ -64,10 +64,12 @@ class LNEncoder(Encoder):
         self.filters = nn.Parameter(torch.zeros(self.n_inputs, *self.image_shape))
 
     def drive(self, images: torch.Tensor) -> torch.Tensor:
+        """Each unit's filter dotted with the image, ``[B, n_units, n_bins]``."""
         out = images.flatten(1) @ self.filters.flatten(1).T
         return out.reshape(-1, self.n_units, self.n_bins)
 
     def regularisation(self) -> torch.Tensor:
+        """Weighted squared Laplacian of the filters (smoothness)."""
         if not self.hparams.smoothness:
             return self.filters.new_zeros(())
         kernel = _LAPLACIAN.to(self.filters)[None, None]
