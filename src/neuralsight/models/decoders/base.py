@@ -58,6 +58,7 @@ class ResponseScaler(nn.Module):
         self.fitted.fill_(True)
 
     def forward(self, responses: torch.Tensor) -> torch.Tensor:
+        """Responses ``[B, ...]`` flattened to ``[B, n_inputs]`` and scaled."""
         flat = responses.reshape(responses.shape[0], -1)
         if flat.shape[1] != self.offset.shape[0]:
             raise ValueError(
@@ -90,14 +91,17 @@ class Decoder(L.LightningModule):
         self.scaler = ResponseScaler(self.n_inputs, scaling)
 
     def setup(self, stage: str) -> None:
+        """Fit the response scaling on the DataModule's training split, unless it is fitted."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if not bool(self.scaler.fitted) and datamodule is not None:
             self.scaler.fit(datamodule.response_stats())
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Scaled responses ``[B, n_inputs]`` -> images; each decoder implements it."""
         raise NotImplementedError
 
     def forward(self, responses: torch.Tensor) -> torch.Tensor:
+        """Responses ``[B, n_units, n_bins]`` -> images ``[B, C, H, W]``."""
         return self.decode(self.scaler(responses))
 
     def training_loss(self, responses: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -111,18 +115,21 @@ class Decoder(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Log the MSE and PixCorr of the clipped reconstructions."""
         responses, images = batch
         recon = self(responses).clamp(0, 1)
         self.log("val_loss", nn.functional.mse_loss(recon, images), prog_bar=True)
         self.log("val_pixcorr", float(pixcorr_per_image(recon, images).mean()), prog_bar=True)
 
     def test_step(self, batch, batch_idx: int) -> None:
+        """Log every image metric of the clipped reconstructions."""
         responses, images = batch
         recon = self(responses).clamp(0, 1)
         for name, value in image_metrics(recon, images).items():
             self.log(f"test_{name}", value, batch_size=len(images))
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Clipped reconstructions of a batch of responses (or of ``(responses, images)``)."""
         responses = batch[0] if isinstance(batch, list | tuple) else batch
         return self(responses).clamp(0, 1)
 

@@ -282,6 +282,7 @@ class FeatureAutoencoder(nn.Module):
         return linear + self.refine(features)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images -> features -> reconstructed images."""
         return self.decode(self.encode(images))
 
 
@@ -389,6 +390,7 @@ class FLIG(Decoder):
         )
 
     def on_fit_start(self) -> None:
+        """Start the CAE at the principal components of the training images (once)."""
         datamodule = self.trainer.datamodule
         if bool(self.cae_ready) or datamodule is None:
             return
@@ -403,6 +405,7 @@ class FLIG(Decoder):
         sync_from_rank_zero(self.cae, self.trainer)
 
     def on_train_epoch_start(self) -> None:
+        """When the flow stage begins, set the flow to the ridge maps (once)."""
         datamodule = self.trainer.datamodule
         if self.stage == "flow" and not bool(self.flow_ready) and datamodule is not None:
             self.init_flow_ridge(datamodule.train_dataloader(), datamodule.val_dataloader())
@@ -545,6 +548,7 @@ class FLIG(Decoder):
         return sum(self.weights[name] * value for name, value in terms.items())
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Log the decoding metrics, the CAE reconstruction error and the encoding error and r."""
         super().validation_step(batch, batch_idx)
         responses, images = batch
         scaled = self.scaler(responses)
@@ -554,6 +558,7 @@ class FLIG(Decoder):
         self.log("val_encode_r", mean_unit_correlation(encoded, scaled))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam with one learning rate for the CAE and one for the flow."""
         return torch.optim.Adam(
             [
                 {"params": self.cae.parameters(), "lr": self.hparams.lr},

@@ -113,6 +113,7 @@ class Encoder(L.LightningModule):
             self.stats_fitted.fill_(True)
 
     def setup(self, stage: str) -> None:
+        """Take the response statistics from the DataModule's training split, unless taken."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if not bool(self.stats_fitted) and datamodule is not None:
             self.fit_response_stats(datamodule.response_stats())
@@ -150,6 +151,7 @@ class Encoder(L.LightningModule):
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """The response loss of a batch plus the regularisation."""
         responses, images = batch
         loss = self.response_loss(self(images), responses)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(images))
@@ -162,16 +164,20 @@ class Encoder(L.LightningModule):
         self.log(f"{prefix}_r", mean_unit_correlation(predicted, responses), prog_bar=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Log the validation loss and mean per-unit correlation."""
         self._evaluate(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
+        """Log the test loss and mean per-unit correlation."""
         self._evaluate(batch, "test")
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Predicted responses to a batch of images (or of ``(responses, images)``)."""
         images = batch[1] if isinstance(batch, list | tuple) else batch
         return self(images)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over all parameters."""
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def predict_responses(

@@ -239,6 +239,7 @@ class CNNEncoder(Encoder):
         )
 
     def on_fit_start(self) -> None:
+        """Start the readout positions at the units' linear RF centres (once)."""
         datamodule = self.trainer.datamodule
         if bool(self.positions_ready) or datamodule is None:
             return
@@ -255,9 +256,11 @@ class CNNEncoder(Encoder):
         self.positions_ready.fill_(True)
 
     def drive(self, images: torch.Tensor) -> torch.Tensor:
+        """Core features read out at each unit's Gaussian position, ``[B, n_units, n_bins]``."""
         return self.readout(self.core(images))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW, the readout positions and spreads at ``position_lr_scale`` times ``lr``."""
         spatial = [self.readout.mu, self.readout.sigma]
         others = [p for p in self.parameters() if all(p is not q for q in spatial)]
         return torch.optim.AdamW(
@@ -274,6 +277,7 @@ class CNNEncoder(Encoder):
         )
 
     def regularisation(self) -> torch.Tensor:
+        """L1 penalty on the readout's channel weights."""
         return self.hparams.readout_l1 * self.readout.weights.abs().sum()
 
     def rf_positions(self) -> np.ndarray:
