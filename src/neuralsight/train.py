@@ -1,18 +1,30 @@
-"""Training entry point for the API: a configured Lightning `Trainer` around any model.
+"""The training path: one Trainer factory for the API, the CLI, the analyses and benchmarks.
 
-`fit` is a thin convenience over ``lightning.Trainer`` for scripts and notebooks; the CLI
-builds the same Trainer from YAML through LightningCLI.
+`make_trainer` builds a ``lightning.Trainer`` with neuralsight's defaults (`TRAINER_DEFAULTS`,
+which LightningCLI's ``neuralsight fit`` uses too, and third-party noise silenced:
+`neuralsight.quiet`); `fit` trains a model with it, for scripts and notebooks. YAML configs
+become models and Trainers through `neuralsight.config`. `sync_from_rank_zero` is what a
+model that initialises state from data needs under distributed training.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
 
 from neuralsight.data.datamodule import NeuralDataModule
+from neuralsight.quiet import silence_third_party
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "accelerator": "auto",
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
+"""Trainer arguments every neuralsight Trainer starts from (API and ``neuralsight fit``)."""
 
 
 def make_trainer(
@@ -26,7 +38,10 @@ def make_trainer(
 
     With ``out_dir`` the best checkpoint is written to ``out_dir/checkpoints/<name>.ckpt``
     and metrics to a CSV log under ``out_dir/logs/<name>``; without it nothing is written.
-    Several models may share one ``out_dir``.
+    Several models may share one ``out_dir``. It trains on one device unless ``devices``
+    says otherwise; any other ``trainer_kwargs`` (``logger`` included) override the
+    defaults. Lightning's banners and known third-party warnings are silenced
+    (`neuralsight.quiet`); its progress bar stays.
 
     Examples
     --------
@@ -34,27 +49,24 @@ def make_trainer(
     >>> trainer.max_epochs
     1
     """
-    callbacks = list(trainer_kwargs.pop("callbacks", []))
-    logger = False
+    silence_third_party()
+    callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
+    logger: L.pytorch.loggers.Logger | bool = False
     if out_dir is not None:
         out_dir = Path(out_dir)
         callbacks.append(
             ModelCheckpoint(dirpath=out_dir / "checkpoints", filename=name, save_top_k=1)
         )
-        warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
         logger = L.pytorch.loggers.CSVLogger(out_dir / "logs", name=name, version="")
-    trainer_kwargs.setdefault("accelerator", "auto")
-    trainer_kwargs.setdefault("devices", 1)
-    return L.Trainer(
-        max_epochs=max_epochs,
-        logger=logger,
-        callbacks=callbacks,
-        enable_checkpointing=out_dir is not None,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+    options = {
+        **TRAINER_DEFAULTS,
+        "devices": 1,
+        "logger": logger,
+        "enable_checkpointing": out_dir is not None,
+        "enable_progress_bar": progress,
         **trainer_kwargs,
-    )
+    }
+    return L.Trainer(max_epochs=max_epochs, callbacks=callbacks, **options)
 
 
 def fit(
@@ -83,3 +95,22 @@ def fit(
     trainer = make_trainer(max_epochs, out_dir, name, progress, **trainer_kwargs)
     trainer.fit(model, datamodule)
     return model.eval()
+
+
+def sync_from_rank_zero(module: nn.Module, trainer: L.Trainer) -> None:
+    """Give every process rank 0's parameters and buffers of ``module`` (no-op on one).
+
+    For state initialised from data after the strategy has set up the processes (e.g. in
+    ``on_fit_start``): each process reads its own batches, so their results may differ,
+    and distributed training needs one model.
+
+    Examples
+    --------
+    >>> import lightning as L
+    >>> from torch import nn
+    >>> sync_from_rank_zero(nn.Linear(2, 2), L.Trainer(logger=False, accelerator="cpu"))
+    """
+    if trainer.world_size == 1:
+        return
+    state = {name: value.detach().cpu() for name, value in module.state_dict().items()}
+    module.load_state_dict(trainer.strategy.broadcast(state, src=0))

@@ -96,10 +96,10 @@ from neuralsight.models.decoders.ridge import fit_linear_layer
 from neuralsight.models.encoders.base import (
     mean_unit_correlation,
     predict_in_batches,
-    sync_from_rank_zero,
 )
 from neuralsight.models.inference import optimize_for_inference
 from neuralsight.models.registry import DECODERS, ENCODERS
+from neuralsight.train import sync_from_rank_zero
 
 Stage = Literal["cae", "flow"]
 PCA_IMAGES = 4096

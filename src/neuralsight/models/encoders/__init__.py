@@ -10,7 +10,6 @@ from neuralsight.models.encoders.base import (
     mean_unit_correlation,
     predict_in_batches,
     save_response_predictions,
-    sync_from_rank_zero,
 )
 from neuralsight.models.encoders.cnn import (
     CNNEncoder,
@@ -35,5 +34,4 @@ __all__ = [
     "mean_unit_correlation",
     "predict_in_batches",
     "save_response_predictions",
-    "sync_from_rank_zero",
 ]

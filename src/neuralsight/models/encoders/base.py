@@ -205,25 +205,6 @@ class Encoder(L.LightningModule):
         )
 
 
-def sync_from_rank_zero(module: nn.Module, trainer: L.Trainer) -> None:
-    """Give every process rank 0's parameters and buffers of ``module`` (no-op on one).
-
-    For state initialised from data after the strategy has set up the processes (e.g. in
-    ``on_fit_start``): each process reads its own batches, so their results may differ,
-    and distributed training needs one model.
-
-    Examples
-    --------
-    >>> import lightning as L
-    >>> from torch import nn
-    >>> sync_from_rank_zero(nn.Linear(2, 2), L.Trainer(logger=False, accelerator="cpu"))
-    """
-    if trainer.world_size == 1:
-        return
-    state = {name: value.detach().cpu() for name, value in module.state_dict().items()}
-    module.load_state_dict(trainer.strategy.broadcast(state, src=0))
-
-
 def predict_in_batches(
     encode: Callable[[torch.Tensor], torch.Tensor],
     data: NeuralDataset | np.ndarray | torch.Tensor,

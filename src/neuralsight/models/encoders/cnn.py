@@ -43,9 +43,9 @@ from neuralsight.models.encoders.base import (
     Encoder,
     EncoderLoss,
     energy_centres,
-    sync_from_rank_zero,
 )
 from neuralsight.models.registry import ENCODERS
+from neuralsight.train import sync_from_rank_zero
 
 
 def conv_core(
