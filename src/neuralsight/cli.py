@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``neuralsight`` argument parser, one subcommand per job."""
     parser = argparse.ArgumentParser(
         prog="neuralsight",
         description="Reconstruct what an eye or a brain saw from neural activity, and back.",

@@ -189,6 +189,7 @@ class NeuralDataModule(L.LightningDataModule):
         return self.dataset.image_shape
 
     def setup(self, stage: str | None = None) -> None:
+        """Split the trials into train, validation and test pairs (once)."""
         if self._sets:
             return
         ds = self.dataset
@@ -210,16 +211,19 @@ class NeuralDataModule(L.LightningDataModule):
 
     @property
     def train_set(self) -> PairDataset:
+        """The training pairs (train trials less the validation stimuli)."""
         self.setup()
         return self._sets["train"]
 
     @property
     def val_set(self) -> PairDataset:
+        """The validation pairs, carved from the train split by stimulus."""
         self.setup()
         return self._sets["val"]
 
     @property
     def test_set(self) -> PairDataset:
+        """The test split's pairs."""
         self.setup()
         return self._sets["test"]
 
@@ -244,15 +248,19 @@ class NeuralDataModule(L.LightningDataModule):
         return ChunkShuffleSampler(first_trials // (rows[0] if rows else 1), seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of the training pairs."""
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of the validation pairs, in order."""
         return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Batches of the test pairs, in order."""
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
+        """Batches of the test pairs, in order (what `Trainer.predict` decodes)."""
         return self._loader(self.test_set, shuffle=False)
 
     def response_stats(self, block: int = 4096) -> dict[str, np.ndarray]:

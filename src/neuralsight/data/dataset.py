@@ -157,18 +157,22 @@ class NeuralDataset:
 
     @property
     def n_trials(self) -> int:
+        """Number of trials (rows of ``responses``)."""
         return int(self.responses.shape[0])
 
     @property
     def n_units(self) -> int:
+        """Number of units (recorded or simulated cells, sites, voxels)."""
         return int(self.responses.shape[1])
 
     @property
     def n_bins(self) -> int:
+        """Number of time bins per trial."""
         return int(self.responses.shape[2])
 
     @property
     def n_stimuli(self) -> int:
+        """Number of distinct stimuli."""
         return int(self.stimuli.shape[0])
 
     @property
@@ -193,10 +197,17 @@ class NeuralDataset:
         With ``full=False`` only shapes and metadata are checked (values of a lazily opened
         file are not read).
         """
+        self._validate_shapes()
+        self._validate_labels()
+        if full:
+            self._validate_values()
+
+    def _validate_shapes(self) -> None:
+        """Check the ndim and the lengths of every array field against each other."""
         src = self.source
         _check_ndim(src, "responses", self.responses, 3, "[n_trials, n_units, n_bins]")
         _check_ndim(src, "stimuli", self.stimuli, 4, "[n_stimuli, channels, height, width]")
-        n_trials, n_units, n_bins = (int(s) for s in self.responses.shape)
+        n_trials, _, n_bins = (int(s) for s in self.responses.shape)
         if self.stimuli.shape[1] not in (1, 3):
             raise DatasetError(
                 f"{_where(src)}field 'stimuli' must have 1 or 3 channels at axis 1, "
@@ -215,6 +226,11 @@ class NeuralDataset:
             )
         if n_bins and np.any(np.diff(self.bin_edges_ms) <= 0):
             raise DatasetError(f"{_where(src)}field 'bin_edges_ms' must increase strictly")
+
+    def _validate_labels(self) -> None:
+        """Check the units table, the split names and the stimulus ids."""
+        src = self.source
+        n_trials, n_units = self.n_trials, self.n_units
         if len(self.units) != n_units:
             raise DatasetError(
                 f"{_where(src)}field 'units' must have one row per unit ({n_units}), "
@@ -237,8 +253,6 @@ class NeuralDataset:
                 f"{_where(src)}field 'stimulus_id' must index stimuli in [0, {self.n_stimuli}), "
                 f"found values in [{self.stimulus_id.min()}, {self.stimulus_id.max()}]"
             )
-        if full:
-            self._validate_values()
 
     def _validate_values(self) -> None:
         src = self.source

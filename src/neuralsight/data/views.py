@@ -74,6 +74,7 @@ class PairDataset(Dataset):
 
     @property
     def dataset(self) -> NeuralDataset:
+        """The underlying dataset, reopened lazily in a worker process after pickling."""
         if self._dataset is None:
             self._dataset = NeuralDataset.open(self._path, lazy=True)
         return self._dataset
