@@ -98,6 +98,7 @@ class FlowStartReconstruction(L.Callback):
         self.images: np.ndarray | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        """Reconstruct the test split at the flow stage's first batch."""
         if self.images is None and pl_module.stage == "flow":
             self.images = pl_module.reconstruct(self.dataset, split="test")
 
@@ -129,8 +130,57 @@ def rf_errors(model, units, image_shape: tuple[int, int, int]) -> dict:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    load_before = os.getloadavg()
+def criteria(decoding: dict, encoding: dict, fields: dict, flig_runs: list[str]) -> dict:
+    """The issue's checks: FLIG against ridge and the CNN, the CNN against LN."""
+    checks: dict[str, bool | float] = {}
+    for name in flig_runs if "ridge" in decoding else ():
+        for metric in ("ssim", "pixcorr"):
+            if name in decoding:
+                checks[f"{name}_{metric}_at_least_ridge"] = (
+                    decoding[name][metric] >= decoding["ridge"][metric]
+                )
+    for name in flig_runs if "cnn" in encoding else ():
+        if name in encoding:
+            ratio = encoding[name]["mean_r"] / encoding["cnn"]["mean_r"]
+            checks[f"{name}_over_cnn_r"] = round(ratio, 4)
+    if {"cnn", "ln"} <= encoding.keys():
+        checks["cnn_r_beats_ln"] = encoding["cnn"]["mean_r"] > encoding["ln"]["mean_r"]
+        checks["cnn_rf_error_beats_ln"] = (
+            fields["cnn"]["median_error_px"] < fields["ln"]["median_error_px"]
+        )
+    return checks
+
+
+def flig_runs_of(args: argparse.Namespace) -> dict[str, tuple[dict, int]]:
+    """The FLIG runs to train, ``name -> (config, epochs)``, with the command line's overrides."""
+    overrides = (("n_features", args.n_features), ("cae_epochs", args.cae_epochs))
+    config = FLIG_CONFIG | {k: v for k, v in overrides if v is not None}
+    runs = {"flig": (config, FLIG_EPOCHS if args.flig_epochs is None else args.flig_epochs)}
+    if args.encoding_variant:
+        runs["flig_encoding"] = (config | ENCODING_VARIANT, ENCODING_VARIANT_EPOCHS)
+    return runs
+
+
+def held_out(
+    ds: NeuralDataset, dm: NeuralDataModule
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the test split is scored against.
+
+    Returns each test trial's image, the test responses by repeat and stimulus
+    (`repeats_by_stimulus`), those stimuli's ids, and the mean training image per trial
+    (the floor).
+    """
+    test_trials = ds.trials("test")
+    truth = ds.stimuli[ds.stimulus_id[test_trials]]
+    flat = np.asarray(ds.responses[test_trials]).reshape(len(test_trials), -1)
+    repeats, test_ids = repeats_by_stimulus(flat, ds.stimulus_id[test_trials])
+    train_ids = np.unique(dm.train_set.stimulus_index)
+    mean_image = np.broadcast_to(ds.stimuli[train_ids].mean(0), truth.shape)
+    return truth, repeats, test_ids, mean_image
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The benchmark's command line: data sizes, models, epochs, threads, seed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=3000, help="training crops")
     parser.add_argument("--n-test", type=int, default=300, help="test crops (unseen photos)")
@@ -153,16 +203,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Simulate, train every model, score, and print the JSON document."""
+    load_before = os.getloadavg()
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*number of training batches.*")
-    flig_config = FLIG_CONFIG | {
-        k: v
-        for k, v in (("n_features", args.n_features), ("cae_epochs", args.cae_epochs))
-        if v is not None
-    }
-    flig_epochs = FLIG_EPOCHS if args.flig_epochs is None else args.flig_epochs
+    flig_runs = flig_runs_of(args)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -171,13 +222,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     _log(f"simulated {json.dumps({k: v for k, v in ds.summary().items() if k != 'meta'})}")
     dm = NeuralDataModule(dataset=ds, batch_size=args.batch_size, seed=args.seed)
     shape = {"n_inputs": dm.n_inputs, "image_shape": dm.image_shape}
-    test_trials = ds.trials("test")
-    truth = ds.stimuli[ds.stimulus_id[test_trials]]
-    flat = np.asarray(ds.responses[test_trials]).reshape(len(test_trials), -1)
-    repeats, test_ids = repeats_by_stimulus(flat, ds.stimulus_id[test_trials])
+    truth, repeats, test_ids, mean_image = held_out(ds, dm)
     test_images = ds.stimuli[test_ids]
-    train_ids = np.unique(dm.train_set.stimulus_index)
-    mean_image = np.broadcast_to(ds.stimuli[train_ids].mean(0), truth.shape)
 
     decoding = {"mean_image": _rounded(image_metrics(mean_image, truth))}
     encoding: dict[str, dict] = {}
@@ -197,9 +243,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ridge = train("ridge", RidgeDecoder, {}, 1)
         decoding["ridge"] = _rounded(image_metrics(ridge.reconstruct(ds), truth))
         decoding["ridge"]["alpha"] = float(ridge.alpha)
-    flig_runs = {"flig": (flig_config, flig_epochs)}
-    if args.encoding_variant:
-        flig_runs["flig_encoding"] = (flig_config | ENCODING_VARIANT, ENCODING_VARIANT_EPOCHS)
     for name, (config, epochs) in flig_runs.items() if "flig" in args.models else ():
         start = FlowStartReconstruction(ds)
         flig = train(name, FLIG, config, epochs, callbacks=[start], gradient_clip_val=1.0)
@@ -216,22 +259,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         encoding["ln"] = score_encoding(ln.predict_responses(test_images), repeats)
         fields["ln"] = rf_errors(ln, ds.units, dm.image_shape)
 
-    checks: dict[str, bool | float] = {}
-    for name in flig_runs if "ridge" in decoding else ():
-        for metric in ("ssim", "pixcorr"):
-            if name in decoding:
-                checks[f"{name}_{metric}_at_least_ridge"] = (
-                    decoding[name][metric] >= decoding["ridge"][metric]
-                )
-    for name in flig_runs if "cnn" in encoding else ():
-        if name in encoding:
-            ratio = encoding[name]["mean_r"] / encoding["cnn"]["mean_r"]
-            checks[f"{name}_over_cnn_r"] = round(ratio, 4)
-    if {"cnn", "ln"} <= encoding.keys():
-        checks["cnn_r_beats_ln"] = encoding["cnn"]["mean_r"] > encoding["ln"]["mean_r"]
-        checks["cnn_rf_error_beats_ln"] = (
-            fields["cnn"]["median_error_px"] < fields["ln"]["median_error_px"]
-        )
+    checks = criteria(decoding, encoding, fields, list(flig_runs))
     seconds["total"] = round(time.perf_counter() - started, 1)
     doc = {
         "benchmark": "flig_retina",
@@ -242,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "data": {
             "train_trials": len(dm.train_set),
             "val_trials": len(dm.val_set),
-            "test_trials": len(test_trials),
+            "test_trials": len(truth),
             "test_images": len(test_ids),
             "repeats_test": int(repeats.shape[0]),
             "simulator": {k: ds.meta[k] for k in ("simulator", "preset", "cell_model", "seed")},

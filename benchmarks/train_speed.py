@@ -72,11 +72,13 @@ class BatchClock(L.Callback):
         self._counter: FlopCounterMode | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Start counting FLOPs at the first batch."""
         if batch_idx == 0 and self.count_flops:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Stop the FLOP count after the first batch; stamp the time."""
         if self._counter is not None:
             self._counter.__exit__(None, None, None)
             self.first_batch_flops = int(self._counter.get_total_flops())
