@@ -12,14 +12,21 @@ BatchNorm folded, channels-last convs) under ``torch.inference_mode()``:
 There are ``--warmups`` untimed runs, then ``--repeats`` timed ones; eager and fast take
 turns within each run, so drifting machine load falls on both alike.
 
-It prints one JSON document with the machine (processor, threads, torch version, load
-average before and after), the settings, and per decoder the numbers of both paths, the
-ratio fast / eager of each throughput, and the largest absolute difference between their
-outputs.
+Each throughput also stands as ``gflops`` beside ``peak_gflops``, this machine's fp32
+matmul peak measured at the start of the run (`machine.matmul_peak`), with
+``fraction_of_peak``: the forward pass's FLOPs per trial are counted once by
+`torch.utils.flop_counter.FlopCounterMode` on the eager model (folding BatchNorm removes
+no matmul or convolution, so the fast path does the same counted work).
 
-Run it with ``python benchmarks/decode_speed.py``; the defaults (64x64, batch 256, 3 timed
-runs after 1 warm-up, 2 threads) took 96 s on a 2-core machine at load average 4 (31 s
-for ``--threads 1 --decoders sid``); an idle machine needs less. For a
+It prints one JSON document with the machine (processor, threads, torch version, load
+average before and after), the peak, the settings, and per decoder the numbers of both
+paths, their GFLOP/s, the ratio fast / eager of each throughput, and the largest absolute
+difference between their outputs.
+
+Run it with ``python benchmarks/decode_speed.py`` (64x64, batch 64 and one trial at a
+time, 3 timed runs after 1 warm-up, 2 threads); at batch 256 it took 96 s on a 2-core
+machine at load average 4 (31 s for ``--threads 1 --decoders sid``); an idle machine
+needs less. For a
 steadier figure use ``--repeats 7 --warmups 2``. On a machine busy with other work, two
 threads per process oversubscribe the cores and single-frame timings blow up (every op's
 thread barrier waits for a descheduled thread); ``--threads 1`` then measures the model
@@ -36,7 +43,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from machine import describe_machine, print_document
+from machine import achieved, count_flops, describe_machine, matmul_peak, print_document
 from neuralsight.models.decoders import SID, Decoder, ImprovedSID, RidgeDecoder
 
 N_INPUTS = 300
@@ -112,16 +119,36 @@ def time_models(
     }
 
 
+def gflops_of(timings: dict[str, float], flop_per_sample: float, peak_gflops: float) -> dict:
+    """`achieved` GFLOP/s of the batched and the one-frame throughput of one path.
+
+    Examples
+    --------
+    >>> gflops_of({"batched_fps": 10.0, "single_fps": 5.0}, 1e9, 20.0)["single"]["gflops"]
+    5.0
+    """
+    return {
+        "batched": achieved(flop_per_sample, timings["batched_fps"], peak_gflops),
+        "single": achieved(flop_per_sample, timings["single_fps"], peak_gflops),
+    }
+
+
 def benchmark_decoder(
-    name: str, size: int, batch_size: int, repeats: int, warmups: int, frames: int
+    name: str,
+    size: int,
+    batch_size: int,
+    repeats: int,
+    warmups: int,
+    frames: int,
+    peak_gflops: float = float("nan"),
 ) -> dict:
-    """Time one decoder's eager and fast paths on random responses.
+    """Time one decoder's eager and fast paths on random responses; their GFLOP/s.
 
     Examples
     --------
     >>> result = benchmark_decoder("ridge", 16, batch_size=4, repeats=1, warmups=0, frames=1)
     >>> sorted(result)
-    ['eager', 'fast', 'fast_over_eager', 'max_abs_diff']
+    ['achieved', 'eager', 'fast', 'fast_over_eager', 'flop_per_sample', 'max_abs_diff']
     """
     torch.manual_seed(0)
     eager = BUILDERS[name]((1, size, size)).eval()
@@ -132,11 +159,16 @@ def benchmark_decoder(
     inputs = torch.rand(batch_size, N_INPUTS, 1)
     with torch.inference_mode():
         max_abs_diff = float((fast(inputs) - eager(inputs)).abs().max())
+        flop_per_sample = count_flops(lambda: eager(inputs)) / batch_size
     result: dict = time_models({"eager": eager, "fast": fast}, inputs, repeats, warmups, frames)
     result["fast_over_eager"] = {
         key: result["fast"][key] / result["eager"][key] for key in ("batched_fps", "single_fps")
     }
     result["max_abs_diff"] = max_abs_diff
+    result["flop_per_sample"] = flop_per_sample
+    result["achieved"] = {
+        path: gflops_of(result[path], flop_per_sample, peak_gflops) for path in ("eager", "fast")
+    }
     return result
 
 
@@ -146,34 +178,43 @@ def main(argv: Sequence[str] | None = None) -> dict:
     Examples
     --------
     >>> doc = main(["--size", "16", "--repeats", "1", "--batch-size", "4", "--frames", "1",
-    ...             "--decoders", "ridge"])  # doctest: +ELLIPSIS
+    ...             "--decoders", "ridge", "--peak-size", "64"])  # doctest: +ELLIPSIS
     {...}
     >>> sorted(doc["decoders"])
     ['ridge']
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="image height and width (grey)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--warmups", type=int, default=1, help="untimed runs before them")
     parser.add_argument("--frames", type=int, default=8, help="single-frame passes per run")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--decoders", nargs="+", choices=list(BUILDERS), default=list(BUILDERS))
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the peak matmul")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.frames < 1 or args.frames > args.batch_size:
         parser.error("need repeats >= 1 and 1 <= frames <= batch-size")
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     start = time.perf_counter()
+    peak = matmul_peak(size=args.peak_size)
     decoders = {
         name: benchmark_decoder(
-            name, args.size, args.batch_size, args.repeats, args.warmups, args.frames
+            name,
+            args.size,
+            args.batch_size,
+            args.repeats,
+            args.warmups,
+            args.frames,
+            peak["gflops"],
         )
         for name in args.decoders
     }
     doc = {
         "benchmark": "decode_speed",
         "machine": describe_machine(load_before),
+        "peak": peak,
         "settings": {
             "n_inputs": N_INPUTS,
             "image_shape": [1, args.size, args.size],
@@ -183,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "frames": args.frames,
             "weights": "random",
             "statistic": "median over repeats",
+            "flops": "FlopCounterMode, one forward pass of the eager model, per trial; "
+            "peak: fp32 matmul at the start of the run",
         },
         "decoders": decoders,
         "wall_s": time.perf_counter() - start,

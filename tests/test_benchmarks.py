@@ -14,7 +14,10 @@ TINY = ["--size", "16", "--repeats", "1", "--warmups", "0", "--batch-size", "8",
 
 def test_decode_speed_prints_one_json_document():
     run = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "decode_speed.py"), *TINY, "--threads", "1"],
+        [
+            *(sys.executable, str(BENCHMARKS / "decode_speed.py"), *TINY),
+            *("--threads", "1", "--peak-size", "128"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -36,6 +39,17 @@ def test_decode_speed_prints_one_json_document():
             assert all(value > 0 for value in timings.values())
         assert set(result["fast_over_eager"]) == {"batched_fps", "single_fps"}
         assert result["max_abs_diff"] < 1e-4
+        assert result["flop_per_sample"] > 0
+        for path in ("eager", "fast"):
+            for mode, fps in (("batched", "batched_fps"), ("single", "single_fps")):
+                speed = result["achieved"][path][mode]
+                assert speed["peak_gflops"] == doc["peak"]["gflops"] > 0
+                assert speed["gflops"] == pytest.approx(
+                    result["flop_per_sample"] * result[path][fps] / 1e9
+                )
+                assert speed["fraction_of_peak"] == pytest.approx(
+                    speed["gflops"] / speed["peak_gflops"]
+                )
 
 
 def _run_json(script: str, *args: str) -> dict:
