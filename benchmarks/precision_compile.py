@@ -18,6 +18,11 @@ runs after ``--warmups`` untimed ones. A variant's first call is timed on its ow
 (``first_call_s``: the compilation, for the compiled ones, which is stopped after
 ``--compile-timeout`` seconds); a variant other than fp32 that fails or times out is
 recorded with the reason and left out from then on, never stopping the benchmark.
+Every throughput also stands as ``gflops`` beside ``peak_gflops``, this machine's fp32
+matmul peak measured at the start of the run (`machine.matmul_peak`), with
+``fraction_of_peak``: the forward FLOPs per trial are counted once per decoder by
+`torch.utils.flop_counter.FlopCounterMode` (the same count for every variant: bf16 and
+compilation change how fast the work is done, not how much is counted).
 
 How much a variant changes the reconstructions is measured on the same inputs at the
 largest batch size, against the fp32 output: the largest and the mean absolute
@@ -49,7 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from machine import describe_machine, print_document
+from machine import achieved, count_flops, describe_machine, matmul_peak, print_document
 from neuralsight.metrics.image import ssim_per_image
 from workloads import DECODERS, build_decoder, n_inputs
 
@@ -187,8 +192,9 @@ def time_batch_size(
     return results
 
 
-def benchmark_decoder(name: str, args: argparse.Namespace) -> dict:
-    """Every variant of one decoder at every batch size, ratios to fp32, and differences."""
+def benchmark_decoder(name: str, args: argparse.Namespace, peak_gflops: float) -> dict:
+    """Every variant of one decoder at every batch size (with its GFLOP/s beside
+    ``peak_gflops``), ratios to fp32, and differences."""
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = build_decoder(name, (args.channels, args.size, args.size), training=False)
@@ -202,9 +208,12 @@ def benchmark_decoder(name: str, args: argparse.Namespace) -> dict:
     errors: dict[str, str] = {}
     by_size, ratios = {}, {}
     with torch.inference_mode():
+        flop_per_sample = count_flops(lambda: fast(inputs)) / len(inputs)
         for batch_size in args.batch_sizes:
             _log(f"decoding {name}, batch {batch_size}")
             result = time_batch_size(variants, inputs, batch_size, args, errors)
+            for timing in result.values():
+                timing.update(achieved(flop_per_sample, timing["samples_per_s"], peak_gflops))
             by_size[str(batch_size)] = result
             ratios[str(batch_size)] = {
                 f"{variant}_over_fp32": timing["samples_per_s"] / result["fp32"]["samples_per_s"]
@@ -218,6 +227,7 @@ def benchmark_decoder(name: str, args: argparse.Namespace) -> dict:
             if variant != "fp32"
         }
     return {
+        "flop_per_sample": flop_per_sample,
         "batch_sizes": by_size,
         "ratios": ratios,
         "difference_vs_fp32": {"batch_size": len(inputs), **differences},
@@ -239,16 +249,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--compile-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the peak matmul")
     args = parser.parse_args(argv)
     if "fp32" not in args.variants or args.repeats < 1 or min(args.batch_sizes) < 1:
         parser.error("need the fp32 variant, repeats >= 1 and positive batch sizes")
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     start = time.perf_counter()
-    decoders = {name: benchmark_decoder(name, args) for name in args.decoders}
+    peak = matmul_peak(args.device, args.peak_size)
+    decoders = {name: benchmark_decoder(name, args, peak["gflops"]) for name in args.decoders}
     doc = {
         "benchmark": "precision_compile",
         "machine": describe_machine(load_before, args.device),
+        "peak": peak,
         "settings": {
             "image_shape": [args.channels, args.size, args.size],
             "n_inputs": {name: n_inputs(name) for name in args.decoders},
@@ -261,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "path": "optimize_for_inference copy under torch.inference_mode",
             "weights": "random (perturbed, so zero-initialised layers contribute)",
             "statistic": "samples/s of the median timed run",
+            "flops": "FlopCounterMode, one fp32 forward pass, per trial; "
+            "peak: fp32 matmul at the start of the run",
         },
         "decoders": decoders,
         "wall_s": time.perf_counter() - start,

@@ -98,6 +98,7 @@ def test_precision_compile_sweeps_batch_sizes_and_records_failures():
         *("--decoders", "sid", "monkeysee", "--variants", "fp32", "bf16", "compiled"),
         *("--batch-sizes", "1", "4", "--size", "32", "--samples", "4", "--repeats", "1"),
         *("--warmups", "0", "--threads", "1", "--compile-timeout", "0.01"),
+        *("--peak-size", "128"),
     )
     assert set(doc["decoders"]) == {"sid", "monkeysee"}
     for result in doc["decoders"].values():
@@ -105,6 +106,12 @@ def test_precision_compile_sweeps_batch_sizes_and_records_failures():
         for timings in result["batch_sizes"].values():
             assert set(timings) == {"fp32", "bf16"}
             assert all(t["samples_per_s"] > 0 for t in timings.values())
+            for t in timings.values():
+                assert t["peak_gflops"] == doc["peak"]["gflops"] > 0
+                assert t["gflops"] == pytest.approx(
+                    result["flop_per_sample"] * t["samples_per_s"] / 1e9
+                )
+                assert t["fraction_of_peak"] == pytest.approx(t["gflops"] / t["peak_gflops"])
         assert set(result["ratios"]["4"]) == {"bf16_over_fp32"}
         bf16 = result["difference_vs_fp32"]["bf16"]
         assert 0 < bf16["max_abs_diff"] < 0.1 and bf16["psnr_vs_fp32_db"] > 30
