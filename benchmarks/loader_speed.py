@@ -41,9 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
-from machine import describe_machine, print_document
+from machine import count_flops, describe_machine, print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models.decoders import ImprovedSID
 
@@ -134,9 +133,7 @@ def gpu_rate(n_inputs: int, image_shape: tuple[int, int, int], tflops: float) ->
     model = ImprovedSID(n_inputs, image_shape)
     batch = 4
     responses, images = torch.rand(batch, n_inputs, 1), torch.rand(batch, *image_shape)
-    with FlopCounterMode(display=False) as counter:
-        F.mse_loss(model(responses), images).backward()
-    flop = counter.get_total_flops() / batch
+    flop = count_flops(lambda: F.mse_loss(model(responses), images).backward()) / batch
     return {
         "model": "ImprovedSID (defaults: U-Net base 32, depth 3)",
         "flop_per_sample": flop,
