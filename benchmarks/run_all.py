@@ -43,7 +43,7 @@ SETTINGS: dict[str, dict[str, list[str]]] = {
         "decode_speed": ["--repeats", "3", "--warmups", "1", "--frames", "4"],
         "loader_speed": ["--trials", "5000", "--epochs", "2", "--workers", "0", "2"],
         "train_speed": [
-            "--size", "32", "--batch-size", "8", "--steps", "2", "--repeats", "3",
+            "--size", "32", "--batch-size", "64", "--steps", "2", "--repeats", "3",
             "--warmups", "1", "--precisions", "32-true", "bf16-mixed",
         ],
         "precision_compile": ["--size", "64", "--samples", "8", "--repeats", "3", "--warmups", "1"],
