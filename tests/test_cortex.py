@@ -77,13 +77,13 @@ def test_same_seed_is_deterministic_and_seeds_differ():
 def test_shapes_and_bin_edges(sim):
     responses = sim.responses(reference_images(SIZE, 2), repeats=3)
     assert responses.shape == (6, 64, 301) and responses.dtype == np.float32
-    edges = sim.bin_edges_ms()
+    edges = sim.bin_edges_ms
     assert edges.shape == (302,)
     np.testing.assert_allclose(np.diff(edges), 1.0)
     np.testing.assert_allclose((edges[:-1] + edges[1:])[[0, -1]] / 2, [-100, 200])
     coarse = CortexSimulator(seed=1, bin_ms=10, **SMALL)
     assert coarse.n_bins == 31
-    np.testing.assert_allclose(coarse.bin_edges_ms()[[0, -1]], [-105, 205])
+    np.testing.assert_allclose(coarse.bin_edges_ms[[0, -1]], [-105, 205])
 
 
 def test_window_mode_is_the_mean_of_the_time_course_over_each_area_window():
@@ -145,12 +145,12 @@ def test_v1_is_position_selective_and_it_nearly_position_invariant(sim):
     units = sim.units
     v1 = np.flatnonzero(units["area"] == "V1")
     x, y = units["rf_x"].to_numpy(), units["rf_y"].to_numpy()
-    at_centre = sim.drive(np.stack([patch(x[i], y[i]) for i in v1]))[np.arange(len(v1)), v1]
-    far_away = sim.drive(np.stack([patch(-x[i], -y[i]) for i in v1]))[np.arange(len(v1)), v1]
+    at_centre = sim.rates(np.stack([patch(x[i], y[i]) for i in v1]))[np.arange(len(v1)), v1]
+    far_away = sim.rates(np.stack([patch(-x[i], -y[i]) for i in v1]))[np.arange(len(v1)), v1]
     assert np.all(at_centre > far_away + 0.1)
 
     positions = [(px, py) for px in (-0.4, 0.0, 0.4) for py in (-0.4, 0.0, 0.4)]
-    drive = sim.drive(np.stack([patch(px, py) for px, py in positions])) + 1e-3
+    drive = sim.rates(np.stack([patch(px, py) for px, py in positions])) + 1e-3
     invariance = 1 - (drive.max(0) - drive.min(0)) / (drive.max(0) + drive.min(0))
     by_area = {a: np.median(invariance[units["area"] == a]) for a in ("V1", "V4", "IT")}
     assert by_area["V1"] < 0.2
@@ -164,8 +164,8 @@ def test_v1_prefers_its_orientation_over_the_orthogonal_one(sim):
     preferred = units["pref_orientation_deg"].to_numpy()[v1]
     wavelength = units["pref_wavelength_px"].to_numpy()[v1]
     assert units.loc[units["area"] != "V1", "pref_orientation_deg"].isna().all()
-    best = sim.drive(np.stack([grating(o, w) for o, w in zip(preferred, wavelength, strict=True)]))
-    orthogonal = sim.drive(
+    best = sim.rates(np.stack([grating(o, w) for o, w in zip(preferred, wavelength, strict=True)]))
+    orthogonal = sim.rates(
         np.stack([grating(o + 90, w) for o, w in zip(preferred, wavelength, strict=True)])
     )
     ratio = best[np.arange(len(v1)), v1] / (orthogonal[np.arange(len(v1)), v1] + 1e-6)
@@ -177,16 +177,16 @@ def test_colour_opponent_v1_electrodes_respond_to_isoluminant_colour():
     sim = CortexSimulator(seed=2, **SMALL)
     reddish = np.ones((3, SIZE, SIZE), np.float32) * np.array([0.6, 0.4, 0.5])[:, None, None]
     greenish = reddish[[1, 0, 2]]
-    drive = sim.drive(np.stack([reddish, greenish]).astype(np.float32))
+    drive = sim.rates(np.stack([reddish, greenish]).astype(np.float32))
     v1 = sim.units["area"].to_numpy() == "V1"
     assert drive[:, v1].max() > 0.05, "some V1 electrodes see uniform colour"
-    grey = sim.drive(np.full((1, 3, SIZE, SIZE), 0.5, np.float32))
+    grey = sim.rates(np.full((1, 3, SIZE, SIZE), 0.5, np.float32))
     assert grey.max() < 1e-3, "a uniform grey field drives nothing"
 
 
 def test_repeats_differ_and_trial_mean_converges_to_the_noiseless_response(sim):
     image = reference_images(SIZE, 1, seed=4)
-    clean = sim.drive(image)[0][:, None] * sim.time_course()
+    clean = sim.rates(image)[0][:, None] * sim.time_course()
     trials = sim.responses(image, repeats=64, seed=3)
     assert not np.allclose(trials[0], trials[1])
     errors = [np.abs(trials[:n].mean(0) - clean).mean() for n in (4, 64)]
@@ -198,7 +198,7 @@ def test_repeats_differ_and_trial_mean_converges_to_the_noiseless_response(sim):
 def test_noise_zero_is_exactly_drive_times_time_course():
     sim = CortexSimulator(seed=1, noise=0.0, **SMALL)
     images = reference_images(SIZE, 2, seed=5)
-    expected = sim.drive(images)[:, :, None] * sim.time_course()[None]
+    expected = sim.rates(images)[:, :, None] * sim.time_course()[None]
     np.testing.assert_allclose(sim.responses(images, repeats=1), expected, rtol=1e-6)
 
 
@@ -285,7 +285,7 @@ def test_degrees_are_added_given_a_field_of_view():
 )
 def test_bad_images_are_rejected(sim, images, message):
     with pytest.raises(ValueError, match=message):
-        sim.drive(images)
+        sim.rates(images)
 
 
 @pytest.mark.parametrize(

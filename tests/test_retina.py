@@ -48,10 +48,10 @@ def test_same_seed_gives_identical_output_and_different_seed_differs():
     b = RetinaSimulator(24, n_cells=30, seed=5)
     c = RetinaSimulator(24, n_cells=30, seed=6)
     assert a.units.equals(b.units)
-    np.testing.assert_array_equal(a.counts(images, repeats=3), b.counts(images, repeats=3))
-    np.testing.assert_array_equal(a.counts(images, seed=11), b.counts(images, seed=11))
+    np.testing.assert_array_equal(a.responses(images, repeats=3), b.responses(images, repeats=3))
+    np.testing.assert_array_equal(a.responses(images, seed=11), b.responses(images, seed=11))
     assert not np.allclose(a.units[["rf_x", "rf_y"]], c.units[["rf_x", "rf_y"]])
-    assert not np.array_equal(a.counts(images, seed=11), a.counts(images, seed=12))
+    assert not np.array_equal(a.responses(images, seed=11), a.responses(images, seed=12))
 
 
 def test_cell_models_share_the_mosaic_for_one_seed():
@@ -164,7 +164,7 @@ def test_subunit_cells_respond_to_both_phases_of_a_fine_reversing_grating():
 def test_counts_are_poisson_with_fano_factor_one():
     sim = RetinaSimulator(24, n_cells=40, window_ms=200.0, n_bins=2, seed=4)
     image = natural_like_images(1, 24, seed=1)
-    counts = sim.counts(image, repeats=3000, seed=0)
+    counts = sim.responses(image, repeats=3000, seed=0)
     assert counts.shape == (3000, 40, 2)
     assert counts.dtype == np.float32
     expected = sim.rates(image)[0] * 0.1
@@ -180,7 +180,7 @@ def test_counts_are_poisson_with_fano_factor_one():
 def test_counts_are_stimulus_major_and_repeats_are_independent():
     sim = RetinaSimulator(16, n_cells=30, seed=0)
     images = np.stack([np.full((1, 16, 16), 0.5), np.eye(16)[None]]).astype(np.float32)
-    counts = sim.counts(images, repeats=200, seed=3)
+    counts = sim.responses(images, repeats=200, seed=3)
     per_image = counts.reshape(2, 200, 30, 1).mean(axis=1)[..., 0]
     np.testing.assert_allclose(per_image, sim.rates(images) * 0.2, rtol=0.35, atol=0.2)
     assert not np.array_equal(counts[0], counts[1])
@@ -248,7 +248,7 @@ def test_bad_inputs_are_rejected_with_clear_messages():
     with pytest.raises(ValueError, match="NaN"):
         sim.rates(np.full((1, 1, 16, 16), np.nan))
     with pytest.raises(ValueError, match="'repeats'"):
-        sim.counts(good, repeats=0)
+        sim.responses(good, repeats=0)
     with pytest.raises(ValueError, match=r"'frame' must have shape \[C, H, W\]"):
         sim.stream().push(good)
     with pytest.raises(ValueError, match="'cell_model'"):

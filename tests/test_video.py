@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from neuralsight.cli import main
-from neuralsight.models.decoders.video import (
+from neuralsight.models.decoders.video import VideoSID
+from neuralsight.simulate.video import (
     ContextWindow,
-    VideoSID,
+    rebuild_retina,
     simulate_video_dataset,
     stack_context,
 )
@@ -89,7 +90,7 @@ def test_video_dataset_and_model():
     assert ds.responses.shape == (36, 12, 3) and ds.n_stimuli == 36
     assert ds.split.tolist().count("test") == 12
     model = VideoSID.for_dataset(ds, base_channels=4, depth=2)
-    assert model.make_retina().params == ds.meta["parameters"]
+    assert rebuild_retina(model.retina_params).params == ds.meta["parameters"]
     assert "n_inputs" not in model.hparams, "derived; would break load_from_checkpoint"
     assert model.eval()(torch.as_tensor(ds.responses[:2])).shape == (2, 1, 16, 16)
 

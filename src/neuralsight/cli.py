@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_simulate(commands) -> None:
+    from neuralsight.simulate.base import SIMULATORS
+
     p = commands.add_parser("simulate", help="simulate neural responses to images")
-    p.add_argument("--simulator", choices=("retina", "cortex"), default="retina")
+    p.add_argument("--simulator", choices=SIMULATORS.names(), default="retina")
     p.add_argument(
         "--source", default="natural", help="stimulus source (see neuralsight.data.sources)"
     )
@@ -80,8 +82,10 @@ def _add_simulate(commands) -> None:
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--size", type=int, default=64, help="image side in pixels")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    p.add_argument("--preset", default="realistic", help="retina preset (realistic, ln)")
-    p.add_argument("--cells", type=int, default=300, help="number of retinal ganglion cells")
+    p.add_argument("--preset", default=None, help="retina preset: realistic (default), ln")
+    p.add_argument(
+        "--cells", type=int, default=None, help="number of retinal ganglion cells (default 300)"
+    )
     p.add_argument("--repeats-train", type=int, default=1)
     p.add_argument("--repeats-test", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -118,8 +122,7 @@ def _run_simulate(args) -> int:
         seed=args.seed,
         repeats_train=args.repeats_train,
         repeats_test=args.repeats_test,
-        preset=args.preset,
-        n_cells=args.cells,
+        **{k: v for k, v in (("preset", args.preset), ("n_cells", args.cells)) if v is not None},
         root=args.root,
         download=args.download,
         chunk=args.chunk,

@@ -1,7 +1,8 @@
 """Simulations larger than memory: stimuli and responses made chunk by chunk, straight to a file.
 
 `simulate_to_file` draws stimuli from a named source (`neuralsight.data.sources`), passes
-them through the retina or the cortex simulator and writes the dataset with
+them through a registered simulator (`neuralsight.simulate.base.SIMULATORS`: the retina,
+the cortex), using only the `Simulator` protocol, and writes the dataset with
 `NeuralDataset.create`, one chunk of stimuli at a time, so only a few chunks are ever in
 memory however large the file. Chunks are made by a pool of worker processes (``workers``;
 forked where the platform can, as PyTorch's DataLoader does, else spawned, which needs the
@@ -14,9 +15,10 @@ Determinism
     ``BLOCK * k`` to ``BLOCK * (k + 1) - 1`` of its split), with one BLAS and one torch
     thread, wherever it runs; a chunk that starts or ends inside a block computes the whole
     block and keeps its own rows. Everything random is drawn in one order: natural-image
-    crops as the blocks are cut, retina spikes by the writing process in stimulus order
-    from one generator per split (the streams `simulate_retina` uses), cortical noise per
-    stimulus from its index. So with one seed the file holds bitwise the same arrays for
+    crops as the blocks are cut, then the simulator's `TrialSampler` noise, where it
+    belongs: per stimulus from its index in the worker (the cortex), or by the writing
+    process in stimulus order from one generator per split (the retina's spikes, the
+    streams `simulate_retina` uses). So with one seed the file holds bitwise the same arrays for
     every ``chunk`` and ``workers``. Its stimuli are bitwise those of `make_stimuli`; its
     responses are those of `simulate_retina` / `simulate_cortex` on the same images up to
     float rounding of the rates or the drive, which those compute in other batch shapes
@@ -35,12 +37,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,12 +52,13 @@ from threadpoolctl import threadpool_limits
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.sources import StimulusBlock, stimulus_blocks
-from neuralsight.simulate.cortex import CortexSimulator
-from neuralsight.simulate.retina import (
-    PRESETS,
-    RetinaSimulator,
-    retina_meta,
-    split_spike_seeds,
+from neuralsight.simulate.base import (
+    SIMULATORS,
+    SPLITS,
+    Simulator,
+    TrialSampler,
+    check_repeats,
+    trial_layout,
 )
 
 BLOCK = 32
@@ -63,61 +66,6 @@ BLOCK = 32
 
 CHUNK_STIMULI = 256
 CHUNK_BYTES = 16 * 2**20
-SIMULATORS = ("retina", "cortex")
-SPLITS = ("train", "test")
-
-SimulatorName = Literal["retina", "cortex"]
-Simulator = RetinaSimulator | CortexSimulator
-
-
-@dataclass(frozen=True)
-class SimulatorRecipe:
-    """How to build a simulator and what it computes for a chunk.
-
-    Parameters
-    ----------
-    name
-        ``"retina"`` or ``"cortex"``.
-    size
-        Image side in pixels.
-    seed
-        Simulator seed (mosaic or layout, filters, and the noise of every trial).
-    repeats
-        Trials per stimulus of each split, ``{"train": r, "test": r}``.
-    preset, n_cells
-        Retina only: a key of `neuralsight.simulate.retina.PRESETS`, number of cells.
-    """
-
-    name: SimulatorName
-    size: int
-    seed: int
-    repeats: dict[str, int]
-    preset: str = "realistic"
-    n_cells: int = 300
-
-    def build(self) -> Simulator:
-        """The simulator (the same recipe always builds the same simulator)."""
-        if self.name == "retina":
-            return RetinaSimulator(
-                self.size, n_cells=self.n_cells, seed=self.seed, **PRESETS[self.preset]
-            )
-        return CortexSimulator(image_size=self.size, seed=self.seed)
-
-    def noiseless(self, simulator: Simulator, images: np.ndarray) -> np.ndarray:
-        """Rates (retina) or drive (cortex) of one block, ``[k, n_units]``."""
-        if isinstance(simulator, RetinaSimulator):
-            return simulator.rates(images)
-        return simulator.drive(images)
-
-    def in_worker(
-        self, simulator: Simulator, noiseless: np.ndarray, split: str, first: int
-    ) -> np.ndarray:
-        """What a worker sends back: the retina's rates as they are (spikes are drawn in
-        order by the writer), the cortex's trials, noise seeded by the global stimulus
-        index ``first + i``."""
-        if isinstance(simulator, RetinaSimulator):
-            return noiseless
-        return simulator.trials(noiseless, first, self.repeats[split], seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -135,39 +83,39 @@ class _Task:
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(recipe: SimulatorRecipe, simulator: Simulator) -> None:
+def _start_worker(simulator: Simulator, sampler: TrialSampler) -> None:
     """Pool initialiser: one BLAS and one torch thread per worker process."""
     _WORKER["limits"] = threadpool_limits(1)
     torch.set_num_threads(1)
-    _WORKER["recipe"], _WORKER["simulator"], _WORKER["cache"] = recipe, simulator, {}
+    _WORKER["simulator"], _WORKER["sampler"], _WORKER["cache"] = simulator, sampler, {}
 
 
 def _run_in_worker(task: _Task) -> tuple[np.ndarray, np.ndarray]:
-    return _simulate_chunk(_WORKER["recipe"], _WORKER["simulator"], task, _WORKER["cache"])
+    return _simulate_chunk(_WORKER["simulator"], _WORKER["sampler"], task, _WORKER["cache"])
 
 
 def _simulate_chunk(
-    recipe: SimulatorRecipe, simulator: Simulator, task: _Task, cache: dict
+    simulator: Simulator, sampler: TrialSampler, task: _Task, cache: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The stimuli of one chunk and the worker's part of their responses.
+    """The stimuli of one chunk and their `TrialSampler.per_stimulus` values.
 
-    ``cache`` keeps the last two blocks' images and noiseless values, for the next chunk
-    when chunks are smaller than blocks.
+    ``cache`` keeps the last two blocks' images and rates, for the next chunk when chunks
+    are smaller than blocks.
     """
-    stimuli, noiseless = [], []
+    stimuli, rates = [], []
     for block in task.blocks:
         key = (task.split, block.start)
         if key not in cache:
             images = block.render()
-            cache[key] = (images, recipe.noiseless(simulator, images))
+            cache[key] = (images, simulator.rates(images))
             while len(cache) > 2:
                 del cache[next(iter(cache))]
         stimuli.append(cache[key][0])
-        noiseless.append(cache[key][1])
+        rates.append(cache[key][1])
     rows = slice(task.start - task.blocks[0].start, task.stop - task.blocks[0].start)
-    kept = np.concatenate(noiseless)[rows]
+    kept = np.concatenate(rates)[rows]
     first = task.offset + task.start
-    return np.concatenate(stimuli)[rows], recipe.in_worker(simulator, kept, task.split, first)
+    return np.concatenate(stimuli)[rows], sampler.per_stimulus(kept, task.split, first)
 
 
 @contextmanager
@@ -221,53 +169,9 @@ def _tasks(
         offset += counts[split]
 
 
-def _trial_layout(counts: dict[str, int], repeats: dict[str, int]) -> dict[str, np.ndarray]:
-    """``stimulus_id`` and ``split`` of every trial: train then test, stimulus-major."""
-    stimulus_id = np.concatenate(
-        [
-            np.repeat(np.arange(counts["train"]), repeats["train"]),
-            counts["train"] + np.repeat(np.arange(counts["test"]), repeats["test"]),
-        ]
-    )
-    split = np.repeat(list(SPLITS), [counts[s] * repeats[s] for s in SPLITS])
-    return {"stimulus_id": stimulus_id, "split": split}
-
-
-def _file_fields(recipe: SimulatorRecipe, simulator: Simulator) -> dict[str, Any]:
-    """Units, bin edges, provenance and trials per HDF5 chunk of the file."""
-    repeats = recipe.repeats
-    if isinstance(simulator, RetinaSimulator):
-        meta = retina_meta(simulator, recipe.preset, recipe.seed, repeats["train"], repeats["test"])
-        return {
-            "units": simulator.units,
-            "bin_edges_ms": simulator.bin_edges_ms,
-            "meta": meta,
-            "chunk_trials": 256,
-        }
-    meta = simulator.meta() | {
-        "noise_seed": recipe.seed,
-        "repeats_train": repeats["train"],
-        "repeats_test": repeats["test"],
-    }
-    bytes_per_trial = simulator.n_units * simulator.n_bins * 4
-    return {
-        "units": simulator.units,
-        "bin_edges_ms": simulator.bin_edges_ms(),
-        "meta": meta,
-        "chunk_trials": max(1, min(4096, 2**21 // bytes_per_trial)),
-    }
-
-
-def _check_counts(counts: dict[str, int], repeats: dict[str, int]) -> None:
-    for split in SPLITS:
-        for name, value in ((f"n_{split}", counts[split]), (f"repeats_{split}", repeats[split])):
-            if not (isinstance(value, int | np.integer) and value >= 1):
-                raise ValueError(f"parameter '{name}' must be an integer >= 1, found {value!r}")
-
-
 def simulate_to_file(
     path: str | os.PathLike,
-    simulator: SimulatorName = "retina",
+    simulator: str = "retina",
     source: str = "natural",
     n_train: int = 2000,
     n_test: int = 200,
@@ -276,13 +180,12 @@ def simulate_to_file(
     seed: int = 0,
     repeats_train: int = 1,
     repeats_test: int = 1,
-    preset: str = "realistic",
-    n_cells: int = 300,
     root: str | None = None,
     download: bool = False,
     chunk: int | None = None,
     workers: int = 2,
     progress: bool = True,
+    **options: Any,
 ) -> Path:
     """Simulate a recording of stimuli from a named source, written chunk by chunk.
 
@@ -291,14 +194,12 @@ def simulate_to_file(
     path
         The dataset file to write (``.h5``); it appears only once complete.
     simulator
-        ``"retina"`` (`RetinaSimulator`) or ``"cortex"`` (`CortexSimulator`, TVSD layout).
+        A name in `SIMULATORS`: ``"retina"`` or ``"cortex"`` (TVSD layout).
     source, n_train, n_test, size, channels, seed, root, download
         The stimuli, as in `neuralsight.data.sources.make_stimuli`; ``seed`` also seeds
         the simulator and its spikes or noise.
     repeats_train, repeats_test
         Trials per train and test stimulus.
-    preset, n_cells
-        Retina only: a key of `neuralsight.simulate.retina.PRESETS`, number of cells.
     chunk
         Stimuli per chunk; ``None``: see the module docstring (chosen per split, as the
         splits' repeats differ). It changes memory and speed, never the file.
@@ -307,6 +208,10 @@ def simulate_to_file(
         It changes speed, never the file.
     progress
         Show a progress bar (rich, on stderr).
+    **options
+        The simulator's own options: the retina's ``preset`` (a key of
+        `neuralsight.simulate.retina.PRESETS`) and ``n_cells``, any `CortexSimulator`
+        keyword argument.
 
     Returns
     -------
@@ -323,70 +228,83 @@ def simulate_to_file(
     >>> ds.n_trials, ds.n_units, ds.image_shape, int((ds.split == "test").sum())
     (48, 12, (1, 16, 16), 8)
     """
-    if simulator not in SIMULATORS:
-        raise ValueError(f"parameter 'simulator' must be one of {SIMULATORS}, found {simulator!r}")
-    if preset not in PRESETS:
-        raise ValueError(f"parameter 'preset' must be one of {sorted(PRESETS)}, found {preset!r}")
     counts = {"train": n_train, "test": n_test}
     repeats = {"train": repeats_train, "test": repeats_test}
-    _check_counts(counts, repeats)
-    recipe = SimulatorRecipe(simulator, int(size), int(seed), repeats, preset, int(n_cells))
-    built = recipe.build()
-    fields = _file_fields(recipe, built)
-    fields["meta"]["source"] = source
-    n_units, n_bins = len(fields["units"]), len(fields["bin_edges_ms"]) - 1
-    chunks = {
-        s: chunk_size(chunk, 4 * (channels * size * size + n_units * n_bins * repeats[s]))
-        for s in SPLITS
-    }
+    check_repeats(n_train=n_train, repeats_train=repeats_train)
+    check_repeats(n_test=n_test, repeats_test=repeats_test)
+    built: Simulator = SIMULATORS.get(simulator)(int(size), seed=int(seed), **options)
+    chunks = _chunk_sizes(chunk, channels * size * size, built, repeats)
     stimuli = {"name": source, "size": size, "channels": channels, "seed": seed}
     tasks = _tasks({**stimuli, "root": root, "download": download}, counts, chunks)
+    sampler = built.sampler(repeats)
     n_chunks = sum(-(-counts[s] // chunks[s]) for s in SPLITS)
-    spikes = dict(zip(SPLITS, map(np.random.default_rng, split_spike_seeds(seed)), strict=True))
-    first_trial = {"train": 0, "test": counts["train"] * repeats["train"]}
-    results = track(
-        _results(recipe, built, tasks, min(workers, n_chunks)),
-        description=f"simulating {simulator}",
-        total=n_chunks,
-        disable=not progress,
-        transient=True,
-        console=Console(stderr=True),
-    )
-    with NeuralDataset.create(
-        path,
-        sum(counts[s] * repeats[s] for s in SPLITS),
-        n_units,
-        n_bins,
-        sum(counts.values()),
-        (channels, size, size),
-        **_trial_layout(counts, repeats),
-        **fields,
-    ) as writer:
-        for task, (images, values) in results:
-            if isinstance(built, RetinaSimulator):
-                values = built.sample_counts(values, repeats[task.split], spikes[task.split])
-            writer.write_stimuli(task.offset + task.start, images)
-            writer.write_responses(
-                first_trial[task.split] + task.start * repeats[task.split], values
-            )
+    results = _results(built, sampler, tasks, min(workers, n_chunks))
+    if progress:
+        console = Console(stderr=True)
+        results = track(
+            results, f"simulating {simulator}", n_chunks, transient=True, console=console
+        )
+    meta = built.meta(repeats) | {"source": source}
+    _write(path, built, sampler, results, counts, repeats, (channels, size, size), meta)
     return Path(path)
 
 
+def _chunk_sizes(
+    chunk: int | None, pixels: int, simulator: Simulator, repeats: dict[str, int]
+) -> dict[str, int]:
+    """Stimuli per chunk of each split (`chunk_size` of a stimulus and its trials' bytes)."""
+    trial_values = simulator.n_units * simulator.n_bins
+    return {s: chunk_size(chunk, 4 * (pixels + trial_values * repeats[s])) for s in SPLITS}
+
+
+def _write(
+    path: str | os.PathLike,
+    simulator: Simulator,
+    sampler: TrialSampler,
+    results: Iterable[tuple[_Task, tuple[np.ndarray, np.ndarray]]],
+    counts: dict[str, int],
+    repeats: dict[str, int],
+    image_shape: tuple[int, int, int],
+    meta: dict[str, Any],
+) -> None:
+    """Write the chunks in file order, their trials drawn by `TrialSampler.in_order`."""
+    first_trial = {"train": 0, "test": counts["train"] * repeats["train"]}
+    with NeuralDataset.create(
+        path,
+        sum(counts[s] * repeats[s] for s in SPLITS),
+        simulator.n_units,
+        simulator.n_bins,
+        sum(counts.values()),
+        image_shape,
+        **trial_layout(counts, repeats),
+        units=simulator.units,
+        bin_edges_ms=simulator.bin_edges_ms,
+        meta=meta,
+        chunk_trials=simulator.chunk_trials,
+    ) as writer:
+        for task, (images, values) in results:
+            writer.write_stimuli(task.offset + task.start, images)
+            writer.write_responses(
+                first_trial[task.split] + task.start * repeats[task.split],
+                sampler.in_order(values, task.split),
+            )
+
+
 def _results(
-    recipe: SimulatorRecipe, simulator: Simulator, tasks: Iterator[_Task], workers: int
+    simulator: Simulator, sampler: TrialSampler, tasks: Iterator[_Task], workers: int
 ) -> Iterator[tuple[_Task, tuple[np.ndarray, np.ndarray]]]:
     """Each task with its stimuli and values, in task order; ``2 * workers`` in flight."""
     if workers <= 1:
         cache: dict = {}
         for task in tasks:
             with _one_thread():
-                result = _simulate_chunk(recipe, simulator, task, cache)
+                result = _simulate_chunk(simulator, sampler, task, cache)
             yield task, result
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = ProcessPoolExecutor(
-        workers, context, initializer=_start_worker, initargs=(recipe, simulator)
+        workers, context, initializer=_start_worker, initargs=(simulator, sampler)
     )
     pending: deque[tuple[_Task, Future]] = deque()
     try:

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from neuralsight.data.datamodule import NeuralDataModule
-from neuralsight.models.decoders.video import ContextWindow, VideoSID, simulate_video_dataset
+from neuralsight.models.decoders.video import VideoSID
 from neuralsight.simulate.retina import RetinaSimulator
+from neuralsight.simulate.video import ContextWindow, rebuild_retina, simulate_video_dataset
 from neuralsight.train import make_trainer
 from neuralsight.video.io import VideoWriter, iter_frames, video_fps
 from neuralsight.video.synthetic import eye_movement_video
@@ -282,7 +283,7 @@ def stream_video(
     Examples
     --------
     >>> import tempfile
-    >>> from neuralsight.models.decoders.video import simulate_video_dataset
+    >>> from neuralsight.simulate.video import simulate_video_dataset
     >>> videos = [np.random.default_rng(i).random((4, 1, 16, 16)) for i in range(2)]
     >>> dataset = simulate_video_dataset(videos[:1], videos[1:], n_cells=8)
     >>> model = VideoSID.for_dataset(dataset, base_channels=4, depth=2)
@@ -308,7 +309,7 @@ def _stream(
     live: str,
     seed: int | None,
 ) -> dict[str, Any]:
-    retina = model.make_retina()
+    retina = rebuild_retina(model.retina_params)
     fast = model.optimize_for_inference().to(device)
     window = ContextWindow(model.n_units, model.context)
     encoder = retina.stream(frame_ms=model.frame_ms, seed=seed)
