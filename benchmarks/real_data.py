@@ -28,7 +28,7 @@ Each is trained twice: on the real pairing and with ``control="shuffle"`` (train
 validation responses paired with the wrong images: the chance level of the pipeline). Both
 are scored on the real held-out pairs, repeats of a test image averaged: mean SSIM, mean
 PixCorr and two-way identification in pixel space (`twoway_identification` on flattened
-pixels; chance 0.5).
+pixels; chance 0.5), all from `neuralsight.metrics.score_decoder`.
 
 It prints one JSON document
 ``{"<dataset>": {"<model>": {"real": {"ssim", "pixcorr", "twoway"}, "shuffled": {...},
@@ -54,14 +54,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from machine import print_document
-from neuralsight.data import NeuralDataModule, NeuralDataset, PairDataset
+from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import fmri69, npz
-from neuralsight.metrics.features import twoway_identification
-from neuralsight.metrics.image import pixcorr_per_image, ssim_per_image
-from neuralsight.models.decoders import SID, Decoder, RidgeDecoder
+from neuralsight.data.sources import resize_images
+from neuralsight.metrics import score_decoder
+from neuralsight.models.decoders import SID, RidgeDecoder
 from neuralsight.train import fit
 
 ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
@@ -81,7 +80,7 @@ def _log(message: str) -> None:
 
 
 def resized(ds: NeuralDataset, size: int) -> NeuralDataset:
-    """``ds`` with its stimuli resized to ``size x size`` (bilinear, antialiased).
+    """``ds`` with its stimuli resized to ``size x size`` (`resize_images`, bilinear).
 
     Examples
     --------
@@ -91,14 +90,8 @@ def resized(ds: NeuralDataset, size: int) -> NeuralDataset:
     """
     if ds.image_shape[1:] == (size, size):
         return ds
-    stimuli = F.interpolate(
-        torch.from_numpy(np.asarray(ds.stimuli)),
-        size=(size, size),
-        mode="bilinear",
-        align_corners=False,
-        antialias=True,
-    ).clamp(0.0, 1.0)
-    return dataclasses.replace(ds, stimuli=stimuli.numpy())
+    stimuli = resize_images(np.asarray(ds.stimuli), size, mode="bilinear")
+    return dataclasses.replace(ds, stimuli=stimuli)
 
 
 def find_datasets(
@@ -120,27 +113,6 @@ def find_datasets(
                 [r, i], image_size=size, average_repeats=True, area="V4", show_progress=False
             )
     return found
-
-
-def held_out_scores(model: Decoder, ds: NeuralDataset) -> dict[str, float]:
-    """SSIM, PixCorr and pixel two-way identification on the test split, repeats averaged.
-
-    Examples
-    --------
-    >>> ds = NeuralDataset.from_arrays(np.random.rand(6, 4).astype(np.float32),
-    ...                                np.random.rand(6, 1, 16, 16).astype(np.float32),
-    ...                                split=["train"] * 3 + ["test"] * 3)
-    >>> sorted(held_out_scores(RidgeDecoder(4, (1, 16, 16)), ds))
-    ['pixcorr', 'ssim', 'twoway']
-    """
-    pairs = PairDataset(ds, ds.trials("test"), average_repeats=True)
-    recon = torch.from_numpy(model.reconstruct(pairs))
-    truth = torch.from_numpy(np.asarray(ds.stimuli)[pairs.stimulus_index])
-    return {
-        "ssim": float(ssim_per_image(recon, truth).mean()),
-        "pixcorr": float(pixcorr_per_image(recon, truth).mean()),
-        "twoway": twoway_identification(recon.flatten(1), truth.flatten(1)),
-    }
 
 
 def train_and_score(
@@ -165,7 +137,9 @@ def train_and_score(
     }
     if name == "ridge":
         setup["alpha"] = float(model.alpha)
-    return held_out_scores(model, ds), setup
+    scores = score_decoder(model, ds, features="pixels")
+    real = {k: scores.image[k] for k in ("ssim", "pixcorr")}
+    return real | {"twoway": scores.features["twoway_pixel"]}, setup
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

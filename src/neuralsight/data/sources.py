@@ -349,12 +349,14 @@ def _shuffled_passes(rng: np.random.Generator, pool: int, n: int) -> np.ndarray:
     return np.concatenate([rng.permutation(pool) for _ in range(passes)])[:n]
 
 
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+def resize_images(
+    images: np.ndarray, size: int, mode: Literal["bicubic", "bilinear"] = "bicubic"
+) -> np.ndarray:
     """Resize ``[n, c, h, w]`` float images to ``size`` x ``size``.
 
-    Bicubic with anti-aliasing, so downsampling does not alias and upsampling is smooth; the
-    cubic overshoot is clipped back into [0, 1]. Images already of that size are only cast
-    to float32.
+    Bicubic (or ``mode="bilinear"``) with anti-aliasing, so downsampling does not alias and
+    upsampling is smooth; the cubic overshoot is clipped back into [0, 1]. Images already
+    of that size are only cast to float32.
 
     Parameters
     ----------
@@ -362,6 +364,8 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
         Float images ``[n, c, h, w]`` in [0, 1].
     size
         Side of the square output in pixels.
+    mode
+        ``"bicubic"`` or ``"bilinear"`` interpolation.
 
     Returns
     -------
@@ -377,7 +381,7 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
         return images.astype(np.float32, copy=False)
     tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     resized = F.interpolate(
-        tensor, size=(size, size), mode="bicubic", antialias=True, align_corners=False
+        tensor, size=(size, size), mode=mode, antialias=True, align_corners=False
     )
     return resized.clamp_(0.0, 1.0).numpy()
 
