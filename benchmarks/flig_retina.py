@@ -11,7 +11,7 @@ alone:
 
 - **decoding** (single test trials): `RidgeDecoder` (one closed-form epoch) and `FLIG`
   (``configs/flig_retina.yaml``: CAE + flow, the config's epochs unless ``--flig-epochs``),
-  mean MSE, PSNR, SSIM and PixCorr (`neuralsight.metrics.image.image_metrics`); also
+  mean MSE, PSNR, SSIM and PixCorr (`neuralsight.metrics.score_decoder`); also
   ``flig_start``, that FLIG when its flow training begins (the flow still the ridge
   bijection), ``flig_encoding``, the same config trained for encoding (``ENCODING_VARIANT``:
   flow learning rate 3e-4, 8 epochs; ``--no-encoding-variant`` skips it), and
@@ -19,11 +19,11 @@ alone:
 - **encoding** (test images, predictions against repeat-averaged responses):
   ``FLIG.encode`` (the same model run the other way), `CNNEncoder` (CNN core + Gaussian
   readout, ``--cnn-epochs``) and `LNEncoder` (``--ln-epochs``): mean and median per-unit r,
-  the mean noise ceiling, normalised r and FEVE (`neuralsight.metrics.encoding.
-  encoding_metrics`);
+  the mean noise ceiling, normalised r and FEVE (`neuralsight.metrics.score_encoder`);
 - **receptive fields**: the median and mean distance in pixels between each cell's true
   centre (the simulator's ``rf_x``, ``rf_y`` in the units table) and the centre the CNN's
-  readout learned or the LN filter's energy gives (``rf_positions``).
+  readout learned or the LN filter's energy gives (``rf_positions``;
+  `neuralsight.metrics.rf_centre_errors`).
 
 ``checks`` states the issue's criteria: FLIG decodes at least as well as ridge on SSIM and
 on PixCorr (for both FLIG runs), FLIG's encoding r as a fraction of the CNN's, and the CNN
@@ -58,8 +58,7 @@ import yaml
 from machine import describe_machine, print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
-from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
-from neuralsight.metrics.image import image_metrics
+from neuralsight.metrics import mean_image, rf_centre_errors, score_decoder, score_encoder
 from neuralsight.models.decoders import FLIG, RidgeDecoder
 from neuralsight.models.encoders import CNNEncoder, LNEncoder
 from neuralsight.simulate import simulate_retina
@@ -112,22 +111,10 @@ def make_dataset(args: argparse.Namespace) -> NeuralDataset:
     )
 
 
-def score_encoding(predicted: np.ndarray, repeats: np.ndarray) -> dict:
-    """`encoding_metrics` of predictions ``[n_stimuli, n_units, n_bins]`` against repeats."""
-    return _rounded(encoding_metrics(predicted.reshape(len(predicted), -1), repeats))
-
-
-def rf_errors(model, units, image_shape: tuple[int, int, int]) -> dict:
-    """Median and mean distance (pixels) between learned and true receptive-field centres."""
-    _, height, width = image_shape
-    truth = units[["rf_x", "rf_y"]].to_numpy()
-    offset = (model.rf_positions() - truth) * np.array([width / 2, height / 2])
-    error = np.hypot(offset[:, 0], offset[:, 1])
-    return {
-        "median_error_px": round(float(np.median(error)), 4),
-        "mean_error_px": round(float(error.mean()), 4),
-        "within_1px": round(float((error <= 1.0).mean()), 4),
-    }
+def decoding_scores(source, ds: NeuralDataset, stimulus_id: np.ndarray | None = None) -> dict:
+    """Rounded MSE, PSNR, SSIM and PixCorr of every test trial (`score_decoder`, single trials)."""
+    scores = score_decoder(source, ds, stimulus_id=stimulus_id, average_repeats=False)
+    return _rounded(scores.image)
 
 
 def criteria(decoding: dict, encoding: dict, fields: dict, flig_runs: list[str]) -> dict:
@@ -161,22 +148,14 @@ def flig_runs_of(args: argparse.Namespace) -> dict[str, tuple[dict, int]]:
     return runs
 
 
-def held_out(
-    ds: NeuralDataset, dm: NeuralDataModule
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What the test split is scored against.
-
-    Returns each test trial's image, the test responses by repeat and stimulus
-    (`repeats_by_stimulus`), those stimuli's ids, and the mean training image per trial
-    (the floor).
-    """
-    test_trials = ds.trials("test")
-    truth = ds.stimuli[ds.stimulus_id[test_trials]]
-    flat = np.asarray(ds.responses[test_trials]).reshape(len(test_trials), -1)
-    repeats, test_ids = repeats_by_stimulus(flat, ds.stimulus_id[test_trials])
-    train_ids = np.unique(dm.train_set.stimulus_index)
-    mean_image = np.broadcast_to(ds.stimuli[train_ids].mean(0), truth.shape)
-    return truth, repeats, test_ids, mean_image
+def test_counts(ds: NeuralDataset) -> dict[str, int]:
+    """Trials, distinct images and repeats (the fewest of any image) of the test split."""
+    ids, counts = np.unique(ds.stimulus_id[ds.trials("test")], return_counts=True)
+    return {
+        "test_trials": int(counts.sum()),
+        "test_images": len(ids),
+        "repeats_test": int(counts.min()),
+    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -222,10 +201,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     _log(f"simulated {json.dumps({k: v for k, v in ds.summary().items() if k != 'meta'})}")
     dm = NeuralDataModule(dataset=ds, batch_size=args.batch_size, seed=args.seed)
     shape = {"n_inputs": dm.n_inputs, "image_shape": dm.image_shape}
-    truth, repeats, test_ids, mean_image = held_out(ds, dm)
-    test_images = ds.stimuli[test_ids]
-
-    decoding = {"mean_image": _rounded(image_metrics(mean_image, truth))}
+    trial_ids = ds.stimulus_id[ds.trials("test")]
+    floor = mean_image(ds, np.unique(dm.train_set.stimulus_index), len(trial_ids))
+    decoding = {"mean_image": decoding_scores(floor, ds, trial_ids)}
     encoding: dict[str, dict] = {}
     fields: dict[str, dict] = {}
 
@@ -241,23 +219,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     if "ridge" in args.models:
         ridge = train("ridge", RidgeDecoder, {}, 1)
-        decoding["ridge"] = _rounded(image_metrics(ridge.reconstruct(ds), truth))
+        decoding["ridge"] = decoding_scores(ridge, ds)
         decoding["ridge"]["alpha"] = float(ridge.alpha)
     for name, (config, epochs) in flig_runs.items() if "flig" in args.models else ():
         start = FlowStartReconstruction(ds)
         flig = train(name, FLIG, config, epochs, callbacks=[start], gradient_clip_val=1.0)
         if name == "flig" and start.images is not None:
-            decoding["flig_start"] = _rounded(image_metrics(start.images, truth))
-        decoding[name] = _rounded(image_metrics(flig.reconstruct(ds), truth))
-        encoding[name] = score_encoding(flig.predict_responses(test_images), repeats)
+            decoding["flig_start"] = decoding_scores(start.images, ds, trial_ids)
+        decoding[name] = decoding_scores(flig, ds)
+        encoding[name] = _rounded(score_encoder(flig, ds).metrics)
     if "cnn" in args.models:
         cnn = train("cnn", CNNEncoder, CNN_CONFIG, args.cnn_epochs)
-        encoding["cnn"] = score_encoding(cnn.predict_responses(test_images), repeats)
-        fields["cnn"] = rf_errors(cnn, ds.units, dm.image_shape)
+        encoding["cnn"] = _rounded(score_encoder(cnn, ds).metrics)
+        fields["cnn"] = _rounded(rf_centre_errors(cnn.rf_positions(), ds.units, dm.image_shape))
     if "ln" in args.models:
         ln = train("ln", LNEncoder, {}, args.ln_epochs)
-        encoding["ln"] = score_encoding(ln.predict_responses(test_images), repeats)
-        fields["ln"] = rf_errors(ln, ds.units, dm.image_shape)
+        encoding["ln"] = _rounded(score_encoder(ln, ds).metrics)
+        fields["ln"] = _rounded(rf_centre_errors(ln.rf_positions(), ds.units, dm.image_shape))
 
     checks = criteria(decoding, encoding, fields, list(flig_runs))
     seconds["total"] = round(time.perf_counter() - started, 1)
@@ -270,9 +248,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "data": {
             "train_trials": len(dm.train_set),
             "val_trials": len(dm.val_set),
-            "test_trials": len(truth),
-            "test_images": len(test_ids),
-            "repeats_test": int(repeats.shape[0]),
+            **test_counts(ds),
             "simulator": {k: ds.meta[k] for k in ("simulator", "preset", "cell_model", "seed")},
             "neuralsight_version": ds.meta["neuralsight_version"],
             "note": "test crops from photographs unseen in training; decoding on single trials",

@@ -35,7 +35,7 @@ A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that tak
    of training, never on the test split.
 3. **Scores** on the held-out test images (repeats averaged): SSIM, PixCorr, MSE, AlexNet
    ``conv1``..``conv5`` correlations and two-way identification (``conv2``, ``conv5``,
-   pixels), colourfulness (`neuralsight.analysis.conditions.score_reconstructions`; AlexNet
+   pixels), colourfulness (`neuralsight.metrics.score_decoder`; AlexNet
    weights recorded as ``alexnet_weights``). ``model_checks_failed_metrics`` lists, for
    spatial and end-to-end against dense and ridge, the checked metrics (SSIM, PixCorr,
    conv1-conv5 r) where the model does not win (empty: the issue's check holds).
@@ -72,17 +72,13 @@ import lightning as L
 import torch
 
 from machine import describe_run, print_document
-from neuralsight.analysis.conditions import (
-    feature_extractor,
-    held_out_pairs,
-    score_reconstructions,
-    write_conditions,
-)
+from neuralsight.analysis.conditions import feature_extractor, write_conditions
 from neuralsight.analysis.fields import field_coverage, field_summary, model_fields
 from neuralsight.analysis.occlusion import evaluate_occlusion
 from neuralsight.analysis.training import TrainingSettings, build_monkeysee, train_monkeysee
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
+from neuralsight.metrics import score_decoder
 from neuralsight.models.decoders import RidgeDecoder
 from neuralsight.pretrained import load_pretrained
 from neuralsight.simulate.cortex import simulate_cortex
@@ -237,7 +233,6 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
         k: v for k, v in dataset.summary().items() if k not in ("meta", "bin_edges_ms")
     }
     settings["simulate_seconds"] = round(time.perf_counter() - tick, 1)
-    responses, targets, _ = held_out_pairs(dataset)
     results: dict[str, Any] = {"models": {}, "coverage": field_coverage(dataset.units, args.size)}
     _, vgg_provenance = load_pretrained("vgg19", args.vgg_weights)
     vgg_weights = "random" if vgg_provenance == "random" else args.vgg_weights
@@ -259,7 +254,7 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
                 dataset, training(args, name, vgg_weights), out, name=name, progress=False
             )
         seconds = time.perf_counter() - tick
-        scores = score_reconstructions(model.reconstruct(responses), targets, extractor)
+        scores = score_decoder(model, dataset, features=extractor).row()
         results["models"][name] = scores | {"train_seconds": round(seconds, 1)}
         models[name] = model
         _log(f"{name}: {json.dumps({k: round(v, 4) for k, v in scores.items()})}")

@@ -36,9 +36,9 @@ import torch
 
 from machine import describe_run, print_document
 from monkeysee_cpu import SOURCES, make_dataset, train_ridge
-from neuralsight.analysis import held_out_pairs, painted_pixel_fraction, painted_pixels
+from neuralsight.analysis import painted_pixel_fraction, painted_pixels
 from neuralsight.data import NeuralDataset
-from neuralsight.metrics.image import image_metrics
+from neuralsight.metrics import score_decoder
 
 
 def pixel_groups(units: pd.DataFrame, grid: int) -> np.ndarray:
@@ -66,11 +66,9 @@ def with_responses(dataset: NeuralDataset, responses: np.ndarray) -> NeuralDatas
 
 
 def ridge_scores(dataset: NeuralDataset, seed: int) -> dict[str, float]:
-    """Ridge trained on the training split, pixel metrics on the test split."""
-    model = train_ridge(dataset, seed)
-    responses, targets, _ = held_out_pairs(dataset)
-    scores = image_metrics(model.reconstruct(responses), targets)
-    return {k: float(scores[k]) for k in ("mse", "ssim", "pixcorr")}
+    """Ridge trained on the training split, pixel metrics on the test split (`score_decoder`)."""
+    scores = score_decoder(train_ridge(dataset, seed), dataset).image
+    return {k: scores[k] for k in ("mse", "ssim", "pixcorr")}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

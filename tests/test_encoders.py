@@ -8,17 +8,15 @@ import torch
 
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.lightning_cli import NeuralSightCLI
-from neuralsight.metrics.encoding import per_unit_correlation
-from neuralsight.models.encoders import (
-    CNNEncoder,
-    GaussianReadout,
-    LNEncoder,
+from neuralsight.metrics import (
     PredictionsError,
     ResponsePredictionWriter,
-    evaluate_encoding,
     load_response_predictions,
     save_response_predictions,
+    score_encoder,
 )
+from neuralsight.metrics.encoding import per_unit_correlation
+from neuralsight.models.encoders import CNNEncoder, GaussianReadout, LNEncoder
 
 SIZE = 16
 
@@ -154,24 +152,28 @@ def _repeated(n_stimuli: int = 30, repeats: int = 4, n_units: int = 5, noise: fl
     return ds, signal
 
 
-def test_evaluate_encoding_known_cases(tmp_path):
+def test_score_encoder_known_cases(tmp_path):
     ds, signal = _repeated()
     ids = np.arange(30)
-    perfect = evaluate_encoding(save_response_predictions(tmp_path / "p.npz", signal, ids), ds)
+    perfect = score_encoder(
+        save_response_predictions(tmp_path / "p.npz", signal, ids), ds
+    ).as_dict()
     assert perfect["mean_r"] > 0.99 and perfect["repeats"] == 4
     assert 0.9 < perfect["mean_feve"] < 1.1 and perfect["mean_ceiling"] > 0.99
     shuffled = signal[np.random.default_rng(1).permutation(30)]
-    chance = evaluate_encoding(save_response_predictions(tmp_path / "s.npz", shuffled, ids), ds)
+    chance = score_encoder(
+        save_response_predictions(tmp_path / "s.npz", shuffled, ids), ds
+    ).as_dict()
     assert abs(chance["mean_r"]) < 0.3
     noise_ds, _ = _repeated(noise=1e3)
-    pure_noise = evaluate_encoding(tmp_path / "p.npz", noise_ds)
+    pure_noise = score_encoder(tmp_path / "p.npz", noise_ds).as_dict()
     assert abs(pure_noise["mean_reliability"]) < 0.3
 
 
 def test_single_presentations_are_compared_with_trial_values(tmp_path):
     ds, signal = _repeated(repeats=1)
     path = save_response_predictions(tmp_path / "p.npz", 2 * signal + 1, np.arange(30))
-    result = evaluate_encoding(path, ds)
+    result = score_encoder(path, ds).as_dict()
     assert result["repeats"] == 1 and "mean_feve" not in result
     assert result["mean_r"] > 0.99
 
@@ -182,7 +184,7 @@ def test_predictions_files_are_checked(tmp_path):
         save_response_predictions(tmp_path / "p.npz", signal, np.arange(29))
     path = save_response_predictions(tmp_path / "p.npz", signal[:, :3], np.arange(30))
     with pytest.raises(PredictionsError, match="do not fit the dataset"):
-        evaluate_encoding(path, ds)
+        score_encoder(path, ds)
     np.savez(tmp_path / "foreign.npz", responses=signal)
     with pytest.raises(PredictionsError, match=r"foreign\.npz: not a neuralsight predictions"):
         load_response_predictions(tmp_path / "foreign.npz")
@@ -198,7 +200,7 @@ def test_trainer_predict_writes_a_file_that_evaluates(tmp_path):
     responses, ids, meta = load_response_predictions(tmp_path / "p.npz")
     assert responses.shape == (150, 16, 1) and meta["model"] == "LNEncoder"
     assert np.array_equal(ids, ds.stimulus_id[ds.trials("test")])
-    assert evaluate_encoding(tmp_path / "p.npz", ds)["n_stimuli"] == 150
+    assert score_encoder(tmp_path / "p.npz", ds).as_dict()["n_stimuli"] == 150
 
 
 def test_the_encoder_config_instantiates(tmp_path):

@@ -1,4 +1,4 @@
-"""The reconstructions file, evaluation against a dataset, and the metrics JSON."""
+"""The reconstructions file, scoring it against a dataset, and the metrics JSON."""
 
 import json
 import math
@@ -8,13 +8,18 @@ import pytest
 
 from conftest import make_toy_dataset
 from neuralsight.data import NeuralDataset
-from neuralsight.metrics.evaluate import (
+from neuralsight.metrics import (
     ReconstructionsError,
-    evaluate_reconstructions,
     load_reconstructions,
     save_reconstructions,
+    score_decoder,
     write_metrics_json,
 )
+
+
+def evaluated(path, dataset, **kwargs) -> dict:
+    """What ``neuralsight evaluate`` reports: every reconstruction in the file, scored."""
+    return score_decoder(path, dataset, average_repeats=False, **kwargs).as_dict()
 
 
 def test_reconstructions_round_trip(tmp_path):
@@ -57,7 +62,7 @@ def test_perfect_reconstructions_evaluate_perfectly_from_a_lazy_file(tmp_path):
     recon = save_reconstructions(
         tmp_path / "r.npz", np.asarray(lazy.stimuli[[2, 5, 7]])[[2, 0, 2, 1]], ids
     )
-    result = evaluate_reconstructions(recon, dataset_path)
+    result = evaluated(recon, dataset_path)
     assert result["image"]["mse"] == 0.0
     assert result["image"]["ssim"] == pytest.approx(1.0)
     assert result["n_images"] == 4
@@ -69,7 +74,7 @@ def test_features_add_alexnet_metrics_colourfulness_and_provenance(tmp_path):
     dataset = make_toy_dataset(n_stimuli=4, size=16)
     noisy = np.clip(dataset.stimuli + 0.2, 0, 1.5).astype(np.float32)
     recon = save_reconstructions(tmp_path / "r.npz", noisy, np.arange(4))
-    result = evaluate_reconstructions(recon, dataset, features=True, weights="random", device="cpu")
+    result = evaluated(recon, dataset, features=True, weights="random", device="cpu")
     assert result["weights"] == "random" == result["features"]["weights"]
     assert 0 < result["clipped_fraction"] < 1
     assert result["colourfulness"] == {"reconstructions": 0.0, "stimuli": 0.0}
@@ -81,7 +86,7 @@ def test_smaller_reconstructions_are_scored_against_resized_stimuli(tmp_path):
     recon = save_reconstructions(
         tmp_path / "r.npz", np.full((3, 1, 8, 8), 0.5, np.float32), [0, 1, 2]
     )
-    result = evaluate_reconstructions(recon, dataset)
+    result = evaluated(recon, dataset)
     assert result["target_resized_from"] == [16, 16]
     assert result["image_shape"] == [1, 8, 8]
 
@@ -90,10 +95,10 @@ def test_ids_outside_the_dataset_and_channel_mismatch_are_errors(tmp_path):
     dataset = make_toy_dataset(n_stimuli=3, size=8)
     recon = save_reconstructions(tmp_path / "r.npz", np.zeros((1, 1, 8, 8)), [3])
     with pytest.raises(ReconstructionsError, match=r"r\.npz: field 'stimulus_id' .* 3 stimuli"):
-        evaluate_reconstructions(recon, dataset)
+        evaluated(recon, dataset)
     rgb = save_reconstructions(tmp_path / "rgb.npz", np.zeros((1, 3, 8, 8)), [0])
     with pytest.raises(ReconstructionsError, match="3 channel"):
-        evaluate_reconstructions(rgb, dataset)
+        evaluated(rgb, dataset)
 
 
 def test_metrics_json_is_strict_and_atomic(tmp_path):

@@ -152,23 +152,24 @@ def _add_evaluate(commands) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from neuralsight.data.dataset import NeuralDataset
-    from neuralsight.metrics.evaluate import evaluate_reconstructions, write_metrics_json
+    from neuralsight.metrics import score_decoder, score_encoder, write_metrics_json
 
-    dataset = NeuralDataset.open(args.dataset)
     if args.direction == "encode":
-        from neuralsight.models.encoders.base import evaluate_encoding
-
         if not args.predictions:
             raise SystemExit("neuralsight evaluate --direction encode needs --predictions FILE")
-        metrics = evaluate_encoding(args.predictions, dataset)
+        metrics = score_encoder(args.predictions, args.dataset, split=None).as_dict()
     else:
         if not args.reconstructions:
             raise SystemExit("neuralsight evaluate needs --reconstructions FILE")
-        metrics = evaluate_reconstructions(
-            args.reconstructions, dataset, features=args.features, weights=args.weights
+        scores = score_decoder(
+            args.reconstructions,
+            args.dataset,
+            average_repeats=False,
+            features=args.features,
+            weights=args.weights,
+            progress=True,
         )
-        metrics["control"] = metrics["meta"].get("control", "unknown")
+        metrics = scores.as_dict() | {"control": scores.meta.get("control", "unknown")}
     write_metrics_json(args.out, metrics)
     print(json.dumps(metrics, indent=2))
     return 0

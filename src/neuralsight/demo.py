@@ -30,8 +30,8 @@ from rich.table import Table
 from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.sources import make_stimuli
-from neuralsight.metrics.evaluate import save_reconstructions, write_metrics_json
-from neuralsight.metrics.image import image_metrics
+from neuralsight.metrics.results import save_reconstructions, write_metrics_json
+from neuralsight.metrics.score import DecoderScores, mean_image, score_decoder
 from neuralsight.models.decoders import SID, ImprovedSID, RidgeDecoder
 from neuralsight.simulate.retina import simulate_retina
 from neuralsight.train import fit
@@ -81,10 +81,6 @@ def make_demo_dataset(settings: DemoSettings, seed: int) -> NeuralDataset:
     return dataset
 
 
-def _test_truth(dataset: NeuralDataset) -> np.ndarray:
-    return dataset.stimuli[dataset.stimulus_id[dataset.trials("test")]]
-
-
 def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[str, float]]:
     """Run the demo into ``out`` and return its metrics (also written to ``metrics.json``).
 
@@ -105,7 +101,6 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     console.print(
         f"{path}: {json.dumps({k: v for k, v in dataset.summary().items() if k != 'meta'})}"
     )
-    truth = _test_truth(dataset)
     stage_seconds = {"simulate": round(time.perf_counter() - started, 1)}
 
     datamodule = NeuralDataModule(dataset=dataset, batch_size=settings.batch_size, seed=seed)
@@ -131,7 +126,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
             {"max_epochs": settings.improved_epochs},
         ),
     }
-    reconstructions: dict[str, np.ndarray] = {}
+    train_ids = np.unique(datamodule.train_set.stimulus_index)
+    scores: dict[str, DecoderScores] = {}
     for name, (build, data, budget) in models.items():
         console.rule(f"[bold]2. train {name} ({', '.join(f'{k}={v}' for k, v in budget.items())})")
         stage_started = time.perf_counter()
@@ -139,20 +135,22 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         model = build()
         fit(model, data, **{"max_epochs": -1, **budget}, out_dir=out, name=name)
         stage_seconds[f"train_{name}"] = round(time.perf_counter() - stage_started, 1)
-        reconstructions[name] = model.reconstruct(dataset, split="test")
+        scores[name] = score_decoder(
+            model, dataset, "test", average_repeats=False, mean_image_of=train_ids
+        )
         save_reconstructions(
             out / f"reconstructions_{name}.npz",
-            reconstructions[name],
-            dataset.stimulus_id[dataset.trials("test")],
+            scores[name].reconstructions,
+            scores[name].stimulus_id,
             {"model": type(model).__name__, "control": data.control, "dataset": str(path)},
         )
-    train_ids = np.unique(datamodule.train_set.stimulus_index)
-    reconstructions["mean_image"] = np.broadcast_to(
-        dataset.stimuli[train_ids].mean(axis=0), truth.shape
-    ).copy()
 
     console.rule("[bold]3. evaluate on held-out scenes")
-    metrics = {name: image_metrics(images, truth) for name, images in reconstructions.items()}
+    truth = scores["ridge"].targets
+    reconstructions = {name: record.reconstructions for name, record in scores.items()}
+    reconstructions["mean_image"] = mean_image(dataset, train_ids, len(truth))
+    metrics = {name: record.image for name, record in scores.items()}
+    metrics["mean_image"] = scores["ridge"].controls["mean_image"]["image"]  # in every record
     order = ["ridge", "sid", "improved_sid", "mean_image", "shuffled"]
     metrics = {name: metrics[name] for name in order}
     run = {

@@ -16,35 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-import numpy as np
-import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from neuralsight.data.datamodule import NeuralDataModule
-from neuralsight.models.encoders.base import Encoder, ResponsePredictionWriter
-
-
-class ReconstructionWriter(BasePredictionWriter):
-    """Writes all predicted images of an epoch, with their stimulus ids, to one ``.npz`` file."""
-
-    def __init__(self, path: str = "reconstructions.npz") -> None:
-        super().__init__(write_interval="epoch")
-        self.path = path
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        from neuralsight.metrics.evaluate import save_reconstructions
-
-        images = torch.cat([torch.as_tensor(p) for p in predictions]).float().numpy()
-        datamodule = trainer.datamodule
-        stimulus_id = np.asarray(datamodule.test_set.stimulus_index[: len(images)])
-        meta = {
-            "model": type(pl_module).__name__,
-            "dataset": datamodule.dataset.source,
-            "control": datamodule.control,
-        }
-        save_reconstructions(self.path, images, stimulus_id, meta)
+from neuralsight.metrics.results import ReconstructionWriter, ResponsePredictionWriter
+from neuralsight.models.encoders.base import Encoder
 
 
 class NeuralSightCLI(LightningCLI):

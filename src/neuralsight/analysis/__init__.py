@@ -17,7 +17,6 @@ from neuralsight.analysis.conditions import (
     CONV_LAYERS,
     ConditionResults,
     feature_extractor,
-    held_out_pairs,
     score_conditions,
     write_conditions,
 )
@@ -71,7 +70,6 @@ __all__ = [
     "field_summary",
     "field_table",
     "fill_values",
-    "held_out_pairs",
     "load_config",
     "load_monkeysee",
     "median_distance_sigmas",

@@ -20,12 +20,12 @@ import numpy as np
 from neuralsight.analysis.conditions import (
     ConditionResults,
     feature_extractor,
-    held_out_pairs,
     score_conditions,
     write_conditions,
 )
 from neuralsight.analysis.training import TrainingSettings, train_monkeysee
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.metrics.score import held_out_pairs
 from neuralsight.models.decoders.monkeysee import MonkeySee
 
 LOSS_TERMS = ("adversarial", "feature", "pixel")
@@ -112,7 +112,7 @@ def run_ablation(
         )
         reconstructions[name] = model.reconstruct(responses)
     extractor = feature_extractor(weights, input_size=feature_size) if features else None
-    table = score_conditions(reconstructions, targets, extractor)
+    table = score_conditions(reconstructions, dataset, ids, extractor)
     for term in LOSS_TERMS:
         table.insert(0, f"{term}_weight", [conditions[c][f"{term}_weight"] for c in table.index])
     meta = {

@@ -4,12 +4,11 @@ Every analysis (occlusion, single-area models, loss ablations) ends the same way
 of reconstructions of the same held-out images, one per condition, scored with the
 evaluation suite and written into an output folder:
 
-- `held_out_pairs`: the responses and true images of a split, repeats averaged (test
-  images are the mean of their repeats, as in MonkeySee);
-- `score_conditions`: per condition MSE, PSNR, SSIM, PixCorr
-  (`neuralsight.metrics.image_metrics`), AlexNet ``corr_conv1``..``corr_conv5`` and
-  two-way identification in pixels, ``conv2`` and ``conv5``
-  (`neuralsight.metrics.feature_metrics`), and the mean colourfulness;
+- `score_conditions`: `neuralsight.metrics.score_decoder` of each condition (the
+  held-out images of `neuralsight.metrics.held_out_pairs`, repeats averaged as in
+  MonkeySee): MSE, PSNR, SSIM, PixCorr, AlexNet ``corr_conv1``..``corr_conv5`` (the
+  extractor of `feature_extractor`) and two-way identification in pixels, ``conv2`` and
+  ``conv5``, and the mean colourfulness;
 - `write_conditions`: ``reconstructions.png`` (a grid: true images, then a row per
   condition), ``colourfulness.png`` (histogram per condition), ``alexnet_layers.png``
   (per-layer correlation bars), ``metrics.csv`` and ``metrics.json`` (one row / entry per
@@ -29,12 +28,11 @@ import numpy as np
 import pandas as pd
 
 from neuralsight.data.dataset import NeuralDataset
-from neuralsight.data.views import PairDataset
 from neuralsight.files import atomic_write
 from neuralsight.metrics.colour import colourfulness_per_image
-from neuralsight.metrics.evaluate import true_stimuli, write_metrics_json
-from neuralsight.metrics.features import AlexNetFeatures, feature_metrics
-from neuralsight.metrics.image import image_metrics
+from neuralsight.metrics.features import AlexNetFeatures
+from neuralsight.metrics.results import write_metrics_json
+from neuralsight.metrics.score import score_decoder
 from neuralsight.viz.analysis import colourfulness_histogram, layer_correlation_bars
 from neuralsight.viz.figures import reconstruction_grid
 from neuralsight.viz.report import write_report
@@ -88,41 +86,6 @@ def trials_per_block(dataset: NeuralDataset, block_bytes: int = BLOCK_BYTES) -> 
     return max(1, block_bytes // (4 * dataset.n_units * dataset.n_bins))
 
 
-def held_out_pairs(
-    dataset: NeuralDataset, split: str = "test", items_per_block: int = 16
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Responses, true images and stimulus ids of a split, repeats of a stimulus averaged.
-
-    The trials of ``items_per_block`` stimuli are read at a time (a lazily opened file with
-    many repeats never needs all its test trials in memory at once).
-
-    Returns
-    -------
-    responses, images, stimulus_id
-        ``[N, n_units, n_bins]`` float32, ``[N, C, H, W]`` float32 and ``[N]``, one row per
-        distinct stimulus of ``split``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> ds = NeuralDataset.from_arrays(np.arange(6, dtype=np.float32).reshape(3, 2),
-    ...     np.zeros((2, 1, 4, 4), np.float32), stimulus_id=[0, 1, 1], split=["train", "test", "test"])
-    >>> responses, images, ids = held_out_pairs(ds)
-    >>> responses[:, :, 0].tolist(), ids.tolist()
-    ([[3.0, 4.0]], [1])
-    """
-    trials = dataset.trials(split)
-    if not len(trials):
-        raise ValueError(f"{dataset.source or 'dataset'}: no trials in split '{split}'")
-    pairs = PairDataset(dataset, trials, average_repeats=True)
-    responses = np.empty((len(pairs), dataset.n_units, dataset.n_bins), np.float32)
-    for start in range(0, len(pairs), items_per_block):
-        items = np.arange(start, min(start + items_per_block, len(pairs)))
-        responses[items] = pairs.responses_block(items).reshape(len(items), *responses.shape[1:])
-    ids = np.asarray(pairs.stimulus_index, dtype=np.int64)
-    return responses, true_stimuli(dataset, ids), ids
-
-
 def feature_extractor(
     weights: str | os.PathLike | None = "auto",
     device: str | None = "cpu",
@@ -143,48 +106,29 @@ def feature_extractor(
     )
 
 
-def score_reconstructions(
-    reconstructions: np.ndarray, targets: np.ndarray, extractor: AlexNetFeatures | None = None
-) -> dict[str, float]:
-    """Image metrics, AlexNet conv correlations, two-way identification and colourfulness.
-
-    Without ``extractor`` only the image metrics and colourfulness are computed.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.random.default_rng(0).random((3, 3, 32, 32), dtype=np.float32)
-    >>> scores = score_reconstructions(x, x)
-    >>> round(scores["ssim"], 6), sorted(scores)
-    (1.0, ['colourfulness', 'mse', 'pixcorr', 'psnr', 'ssim'])
-    """
-    scores: dict[str, float] = image_metrics(reconstructions, targets)
-    if extractor is not None:
-        features = feature_metrics(
-            reconstructions, targets, extractor=extractor, twoway_layers=("conv2", "conv5")
-        )
-        scores |= {k: float(v) for k, v in features.items() if k not in ("weights", "n_images")}
-    scores["colourfulness"] = float(colourfulness_per_image(reconstructions).mean())
-    return scores
-
-
 def score_conditions(
     reconstructions: dict[str, np.ndarray],
-    targets: np.ndarray,
+    dataset: NeuralDataset,
+    stimulus_id: np.ndarray,
     extractor: AlexNetFeatures | None = None,
 ) -> pd.DataFrame:
-    """`score_reconstructions` of each condition: a table indexed by condition.
+    """`score_decoder` of each condition's reconstructions: a table indexed by condition.
+
+    Each row is `DecoderScores.row`: MSE, PSNR, SSIM, PixCorr, with ``extractor`` the
+    AlexNet layer correlations and two-way identification, and the mean colourfulness.
 
     Examples
     --------
     >>> import numpy as np
     >>> x = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
-    >>> table = score_conditions({"same": x, "grey": np.full_like(x, 0.5)}, x)
+    >>> ds = NeuralDataset.from_arrays(np.zeros((3, 2), np.float32), x)
+    >>> table = score_conditions({"same": x, "grey": np.full_like(x, 0.5)}, ds, np.arange(3))
     >>> table.index.tolist(), bool(table.loc["same", "mse"] < table.loc["grey", "mse"])
     (['same', 'grey'], True)
     """
+    features = extractor if extractor is not None else False
     rows = {
-        name: score_reconstructions(images, targets, extractor)
+        name: score_decoder(images, dataset, stimulus_id=stimulus_id, features=features).row()
         for name, images in reconstructions.items()
     }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -222,7 +166,9 @@ def write_conditions(
     --------
     >>> import numpy as np, tempfile
     >>> x = np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32)
-    >>> results = ConditionResults(score_conditions({"a": x}, x), {"a": x}, x, weights=None)
+    >>> ds = NeuralDataset.from_arrays(np.zeros((4, 2), np.float32), x)
+    >>> table = score_conditions({"a": x}, ds, np.arange(4))
+    >>> results = ConditionResults(table, {"a": x}, x, weights=None)
     >>> write_conditions(results, tempfile.mkdtemp(), "example").name
     'report.html'
     """

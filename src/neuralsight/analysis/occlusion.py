@@ -47,7 +47,6 @@ from neuralsight.analysis.conditions import (
     BLOCK_BYTES,
     ConditionResults,
     feature_extractor,
-    held_out_pairs,
     score_conditions,
     trials_per_block,
     write_conditions,
@@ -56,6 +55,7 @@ from neuralsight.analysis.training import check_matches, load_monkeysee
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.views import PairDataset
 from neuralsight.metrics.features import AlexNetFeatures
+from neuralsight.metrics.score import held_out_pairs
 from neuralsight.models.decoders.base import Decoder
 
 Fill = Literal["mean", "baseline", "zeros"]
@@ -308,7 +308,7 @@ def occlude_outside_window(
     return occlude(responses, values, bin_mask=~window_mask(bin_edges_ms, window_ms))
 
 
-def area_conditions(areas: Sequence[str] | np.ndarray) -> list[OcclusionCondition]:
+def area_conditions(areas: Sequence[str]) -> list[OcclusionCondition]:
     """``intact``, then ``<area> only`` for each area (with several), then ``without <area>``.
 
     Examples
@@ -465,7 +465,7 @@ def evaluate_occlusion(
         )
         for c in conditions
     }
-    table = score_conditions(reconstructions, targets, extractor)
+    table = score_conditions(reconstructions, dataset, ids, extractor)
     meta = {
         "by": by,
         "fill": fill,
@@ -518,7 +518,7 @@ def run_occlusion(
         "by": by,
         "checkpoint": str(checkpoint),
         "dataset": dataset.source,
-        "mapping": model.hparams["mapping"],
+        "mapping": model.hparams.mapping,
         "feature_size": feature_size if features else None,
     }
     return write_conditions(results, out, f"occlusion by {by} (fill: {fill})")

@@ -20,7 +20,6 @@ from neuralsight.analysis.conditions import (
     BLOCK_BYTES,
     ConditionResults,
     feature_extractor,
-    held_out_pairs,
     score_conditions,
     trials_per_block,
     write_conditions,
@@ -28,6 +27,7 @@ from neuralsight.analysis.conditions import (
 from neuralsight.analysis.occlusion import area_mask, unit_areas
 from neuralsight.analysis.training import TrainingSettings, train_monkeysee
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.metrics.score import held_out_pairs
 
 ALL_AREAS = "all"
 """The condition name of a model trained on every unit."""
@@ -130,7 +130,7 @@ def run_single_area(
         reconstructions[area] = model.reconstruct(responses)
         units[area] = subset.n_units
     extractor = feature_extractor(weights, input_size=feature_size) if features else None
-    table = score_conditions(reconstructions, targets, extractor)
+    table = score_conditions(reconstructions, dataset, ids, extractor)
     table.insert(0, "n_units", [units[a] for a in table.index])
     meta = {
         "dataset": dataset.source,

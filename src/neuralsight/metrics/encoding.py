@@ -25,6 +25,8 @@ repeats; ``ŷ[s, u]``: prediction):
   ``1 - (MSE - σ²_noise) / (Var[y] - σ²_noise)``, ``MSE`` the mean over all trials of
   ``(y - ŷ)²``. Predicting the true mean response gives about 1; NaN for units without
   explainable variance (``Var[y] <= σ²_noise``).
+- **Receptive-field centre error** (`rf_centre_errors`): the distance in pixels between the
+  centres an encoder learned and the true ones of a simulated population.
 """
 
 from __future__ import annotations
@@ -293,3 +295,40 @@ def repeats_by_stimulus(
     starts = (np.cumsum(counts) - counts)[counts >= min_repeats]
     trials = trials_by_stimulus[starts[None, :] + np.arange(n_repeats)[:, None]]
     return values[trials], kept
+
+
+def rf_centre_errors(centres, units, image_shape: tuple[int, int, int]) -> dict[str, float]:
+    """Distances in pixels between an encoder's receptive-field centres and the true ones.
+
+    Parameters
+    ----------
+    centres
+        ``[n_units, 2]`` (x, y) in normalised [-1, 1] image coordinates, e.g. an encoder's
+        ``rf_positions()``.
+    units
+        The units table, with the true centres in ``rf_x`` and ``rf_y`` (same coordinates).
+    image_shape
+        ``(channels, height, width)``: a unit of x is ``width / 2`` pixels.
+
+    Returns
+    -------
+    dict
+        ``median_error_px``, ``mean_error_px`` and ``within_1px`` (the fraction of units
+        whose centre is at most one pixel off).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"rf_x": [0.0, 0.5], "rf_y": [0.0, 0.0]})
+    >>> rf_centre_errors([[0.0, 0.0], [0.5, 0.25]], units, (1, 16, 16))
+    {'median_error_px': 1.0, 'mean_error_px': 1.0, 'within_1px': 0.5}
+    """
+    _, height, width = image_shape
+    truth = units[["rf_x", "rf_y"]].to_numpy()
+    offset = (np.asarray(centres) - truth) * np.array([width / 2, height / 2])
+    error = np.hypot(offset[:, 0], offset[:, 1])
+    return {
+        "median_error_px": float(np.median(error)),
+        "mean_error_px": float(error.mean()),
+        "within_1px": float((error <= 1.0).mean()),
+    }

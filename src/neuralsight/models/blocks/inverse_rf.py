@@ -237,8 +237,6 @@ class TimeWindows(nn.Module):
     torch.Size([3, 2, 2])
     """
 
-    weights: torch.Tensor
-
     def __init__(
         self,
         areas: Sequence[str],
@@ -363,9 +361,6 @@ class InverseRetinotopicMap(nn.Module):
     torch.Size([4, 2, 16, 16])
     """
 
-    maps: torch.Tensor
-    assignment: torch.Tensor
-
     def __init__(
         self,
         rf_x: Sequence[float],
@@ -431,8 +426,6 @@ class LearnedInverseRF(nn.Module):
     >>> layer(torch.ones(2, 2, 1)).shape, layer.fields()["initialised"].tolist()
     (torch.Size([2, 1, 8, 8]), ['known', 'random'])
     """
-
-    assignment: torch.Tensor
 
     def __init__(
         self,

@@ -2,14 +2,9 @@
 
 from neuralsight.models.encoders.base import (
     Encoder,
-    PredictionsError,
-    ResponsePredictionWriter,
     energy_centres,
-    evaluate_encoding,
-    load_response_predictions,
     mean_unit_correlation,
     predict_in_batches,
-    save_response_predictions,
 )
 from neuralsight.models.encoders.cnn import (
     CNNEncoder,
@@ -24,14 +19,9 @@ __all__ = [
     "Encoder",
     "GaussianReadout",
     "LNEncoder",
-    "PredictionsError",
-    "ResponsePredictionWriter",
     "conv_core",
     "energy_centres",
-    "evaluate_encoding",
     "linear_receptive_fields",
-    "load_response_predictions",
     "mean_unit_correlation",
     "predict_in_batches",
-    "save_response_predictions",
 ]

@@ -10,37 +10,26 @@ images ``[B, C, H, W]`` and returns responses ``[B, n_units, n_bins]`` in the re
   (training-split statistics, held in buffers), the loss is their mean squared error, and the
   output is scaled back.
 
-`predict_responses` batches images through an eval-mode copy without gradients. The rest of
-this module is the predictions file behind ``neuralsight evaluate --direction encode``:
-`save_response_predictions` / `load_response_predictions` (one ``.npz``, no pickles:
-``responses [N, n_units, n_bins]``, ``stimulus_id [N]``, ``meta`` JSON, ``format``,
-``format_version``), `ResponsePredictionWriter` (writes it from ``Trainer.predict``), and
-`evaluate_encoding`, which scores a file against the recorded responses of its dataset.
+`predict_responses` batches images through an eval-mode copy without gradients. The
+predictions file and its writer live in `neuralsight.metrics.results`; `score_encoder`
+(`neuralsight.metrics.score`) scores an encoder or its file.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import nn
 
 from neuralsight.data.dataset import NeuralDataset
-from neuralsight.files import atomic_write
-from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
 from neuralsight.models.inference import optimize_for_inference
 
 EncoderLoss = Literal["poisson", "mse"]
-PREDICTIONS_FORMAT = "neuralsight.response_predictions"
-PREDICTIONS_FORMAT_VERSION = 1
 MIN_RATE = 1e-3
 
 
@@ -287,192 +276,3 @@ def mean_unit_correlation(predicted: torch.Tensor, recorded: torch.Tensor) -> to
     denom = a.norm(dim=0) * b.norm(dim=0)
     r = torch.where(denom > 0, (a * b).sum(0) / denom.clamp_min(1e-12), torch.zeros_like(denom))
     return r.mean()
-
-
-class PredictionsError(ValueError):
-    """A response predictions file is malformed; the message names the file and field."""
-
-
-def save_response_predictions(
-    path: str | os.PathLike,
-    responses: np.ndarray | torch.Tensor,
-    stimulus_id: np.ndarray | torch.Tensor,
-    meta: dict[str, Any] | None = None,
-) -> Path:
-    """Write predicted responses and the stimulus of each row to an ``.npz``, atomically.
-
-    Parameters
-    ----------
-    path
-        Target file.
-    responses
-        ``[N, n_units, n_bins]`` (or ``[N, n_units]``), stored as float32.
-    stimulus_id
-        ``[N]`` non-negative integers, rows of the dataset's ``stimuli``.
-    meta
-        JSON-serialisable provenance (model, checkpoint, ...).
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = save_response_predictions(os.path.join(tempfile.mkdtemp(), "p.npz"),
-    ...                                  np.ones((2, 3)), [4, 1], {"model": "LN"})
-    >>> load_response_predictions(path)[0].shape
-    (2, 3, 1)
-    """
-    values = np.asarray(torch.as_tensor(responses).detach().cpu(), dtype=np.float32)
-    if values.ndim == 2:
-        values = values[:, :, None]
-    ids = np.asarray(torch.as_tensor(stimulus_id).cpu())
-    _check_predictions(values, ids, None)
-    fields = {
-        "responses": values,
-        "stimulus_id": ids.astype(np.int64),
-        "meta": np.array(json.dumps(dict(meta or {}))),
-        "format": np.array(PREDICTIONS_FORMAT),
-        "format_version": np.array(PREDICTIONS_FORMAT_VERSION),
-    }
-    return atomic_write(path, lambda handle: np.savez(handle, **fields))
-
-
-def _check_predictions(responses: np.ndarray, ids: np.ndarray, source) -> None:
-    where = f"{source}: " if source else ""
-    if responses.ndim != 3 or responses.shape[0] == 0:
-        raise PredictionsError(
-            f"{where}field 'responses' must have shape [N, n_units, n_bins] with N >= 1, "
-            f"found shape {responses.shape}"
-        )
-    if not np.all(np.isfinite(responses)):
-        raise PredictionsError(f"{where}field 'responses' holds NaN or infinite values")
-    if ids.shape != (responses.shape[0],) or ids.dtype.kind not in "iu" or ids.min() < 0:
-        raise PredictionsError(
-            f"{where}field 'stimulus_id' must be [N] = ({responses.shape[0]},) non-negative "
-            f"integers, found shape {ids.shape} dtype {ids.dtype}"
-        )
-
-
-def load_response_predictions(
-    path: str | os.PathLike,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Read a file written by `save_response_predictions`.
-
-    Returns
-    -------
-    responses, stimulus_id, meta
-        float32 ``[N, n_units, n_bins]``, int64 ``[N]`` and the metadata dict.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = save_response_predictions(os.path.join(tempfile.mkdtemp(), "p.npz"),
-    ...                                  np.ones((1, 2, 1)), [0])
-    >>> load_response_predictions(path)[2]
-    {}
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such predictions file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            fields = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as err:
-        raise PredictionsError(f"{path}: not a predictions .npz file ({err})") from err
-    found = str(fields.get("format", "nothing"))
-    if found != PREDICTIONS_FORMAT:
-        raise PredictionsError(
-            f"{path}: not a neuralsight predictions file (field 'format' should be "
-            f"{PREDICTIONS_FORMAT!r}, found {found!r})"
-        )
-    missing = [f for f in ("responses", "stimulus_id", "meta") if f not in fields]
-    if missing:
-        raise PredictionsError(f"{path}: field(s) {missing} missing; found {sorted(fields)}")
-    _check_predictions(fields["responses"], fields["stimulus_id"], path)
-    return fields["responses"], fields["stimulus_id"], json.loads(str(fields["meta"]))
-
-
-class ResponsePredictionWriter(BasePredictionWriter):
-    """Writes an encoder's test-split predictions, with stimulus ids, to one ``.npz`` file.
-
-    For ``Trainer.predict`` over a `NeuralDataModule` (its predict loader is the test split).
-    """
-
-    def __init__(self, path: str | os.PathLike = "predictions.npz") -> None:
-        super().__init__(write_interval="epoch")
-        self.path = path
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        responses = torch.cat([torch.as_tensor(p) for p in predictions]).float()
-        datamodule = trainer.datamodule
-        ids = np.asarray(datamodule.test_set.stimulus_index[: len(responses)])
-        meta = {"model": type(pl_module).__name__, "dataset": datamodule.dataset.source}
-        save_response_predictions(self.path, responses, ids, meta)
-
-
-def evaluate_encoding(
-    predictions_path: str | os.PathLike, dataset: NeuralDataset | str | os.PathLike
-) -> dict[str, Any]:
-    """Score a predictions file against the recorded responses of its dataset.
-
-    Predictions of one stimulus are averaged (rows of one stimulus are normally equal). The
-    recorded responses are all trials that showed the file's stimuli; every unit and time bin
-    counts as one "unit" of `neuralsight.metrics.encoding.encoding_metrics`. When every
-    stimulus was shown at least twice, the repeats give the noise ceiling and FEVE (the
-    first ``n_repeats`` trials of each, ``n_repeats`` the smallest count); otherwise the
-    predictions are compared with the trial averages.
-
-    Returns
-    -------
-    dict
-        `encoding_metrics` plus ``n_stimuli``, ``n_units``, ``n_bins``, ``repeats``,
-        ``predictions``, ``dataset`` and the file's ``meta``.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> r = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
-    >>> ds = NeuralDataset.from_arrays(r, np.zeros((6, 1, 4, 4), np.float32))
-    >>> path = save_response_predictions(os.path.join(tempfile.mkdtemp(), "p.npz"), r, range(6))
-    >>> round(evaluate_encoding(path, ds)["mean_r"], 6)
-    1.0
-    """
-    if not isinstance(dataset, NeuralDataset):
-        dataset = NeuralDataset.open(dataset)
-    predicted, ids, meta = load_response_predictions(predictions_path)
-    if ids.max() >= dataset.n_stimuli or predicted.shape[1:] != dataset.responses.shape[1:]:
-        raise PredictionsError(
-            f"{predictions_path}: predictions [N, n_units, n_bins] = {predicted.shape} with "
-            f"stimulus ids up to {ids.max()} do not fit the dataset's responses "
-            f"{tuple(dataset.responses.shape)} and {dataset.n_stimuli} stimuli"
-        )
-    unique, inverse = np.unique(ids, return_inverse=True)
-    flat = predicted.reshape(len(predicted), -1).astype(np.float64)
-    per_stimulus = np.zeros((len(unique), flat.shape[1]))
-    np.add.at(per_stimulus, inverse, flat)
-    per_stimulus /= np.bincount(inverse)[:, None]
-    trials = np.flatnonzero(np.isin(dataset.stimulus_id, unique))
-    recorded = np.asarray(dataset.responses[trials]).reshape(len(trials), -1)
-    counts = np.bincount(
-        np.searchsorted(unique, dataset.stimulus_id[trials]), minlength=len(unique)
-    )
-    if counts.min() == 0:
-        raise PredictionsError(
-            f"{predictions_path}: stimulus {unique[np.argmin(counts)]} has predictions but no "
-            f"recorded trial in {dataset.source or 'the dataset'}"
-        )
-    if counts.min() >= 2:
-        repeats, kept = repeats_by_stimulus(recorded, dataset.stimulus_id[trials])
-        metrics = encoding_metrics(per_stimulus[np.searchsorted(unique, kept)], repeats)
-    else:
-        means = np.zeros_like(per_stimulus)
-        np.add.at(means, np.searchsorted(unique, dataset.stimulus_id[trials]), recorded)
-        metrics = encoding_metrics(per_stimulus, means / counts[:, None])
-    return metrics | {
-        "n_stimuli": len(unique),
-        "n_units": int(dataset.n_units),
-        "n_bins": int(dataset.n_bins),
-        "n_features": int(flat.shape[1]),
-        "repeats": int(counts.min()),
-        "predictions": str(predictions_path),
-        "dataset": dataset.source,
-        "meta": meta,
-    }
