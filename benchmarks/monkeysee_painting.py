@@ -37,8 +37,9 @@ import torch
 from machine import describe_run, print_document
 from monkeysee_cpu import SOURCES, make_dataset, train_ridge
 from neuralsight.analysis import painted_pixel_fraction, painted_pixels
-from neuralsight.data import NeuralDataset
+from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.metrics import score_decoder
+from neuralsight.models.decoders import ResponseScaler
 
 
 def pixel_groups(units: pd.DataFrame, grid: int) -> np.ndarray:
@@ -49,10 +50,13 @@ def pixel_groups(units: pd.DataFrame, grid: int) -> np.ndarray:
 
 
 def zscored(dataset: NeuralDataset) -> np.ndarray:
-    """``[trials, units]`` responses z-scored with the training trials' mean and SD."""
-    responses = np.asarray(dataset.responses, dtype=np.float32).mean(axis=2)
-    train = responses[dataset.split == "train"]
-    return (responses - train.mean(0)) / (train.std(0) + 1e-8)
+    """``[trials, units * bins]`` responses z-scored by every training trial's mean and SD,
+    as a decoder scales them (`NeuralDataModule.response_stats`, `ResponseScaler`)."""
+    datamodule = NeuralDataModule(dataset=dataset, val_fraction=0.0)
+    datamodule.setup("fit")
+    scaler = ResponseScaler(datamodule.n_inputs, "zscore")
+    scaler.fit(datamodule.response_stats())
+    return scaler(torch.as_tensor(np.asarray(dataset.responses, dtype=np.float32))).numpy()
 
 
 def with_responses(dataset: NeuralDataset, responses: np.ndarray) -> NeuralDataset:
