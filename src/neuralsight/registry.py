@@ -80,7 +80,7 @@ class Registry(Generic[T]):
             module, _, attribute = target.partition(":")
             target = getattr(importlib.import_module(module), attribute)
             self._entries[name] = target
-        return target  # type: ignore[return-value]
+        return target
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, sorted: the CLI's choices and the contract tests' cases."""
