@@ -30,14 +30,14 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from neuralsight.registry import Registry
 
-SPLITS = ("train", "test")
+SPLITS: tuple[Literal["train"], Literal["test"]] = ("train", "test")
 
 
 class TrialSampler(Protocol):
@@ -109,13 +109,13 @@ SIMULATORS: Registry[Any] = Registry("simulator")
 """Builders of simulators by short name: ``SIMULATORS.get(name)(image_size, seed, **options)``."""
 
 
-def trial_layout(counts: dict[str, int], repeats: dict[str, int]) -> dict[str, np.ndarray]:
+def trial_layout(counts: dict[str, int], repeats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """``stimulus_id`` and ``split`` of every trial: train then test, stimulus-major.
 
     Examples
     --------
-    >>> layout = trial_layout({"train": 2, "test": 1}, {"train": 1, "test": 2})
-    >>> layout["stimulus_id"].tolist(), layout["split"].tolist()
+    >>> stimulus_id, split = trial_layout({"train": 2, "test": 1}, {"train": 1, "test": 2})
+    >>> stimulus_id.tolist(), split.tolist()
     ([0, 1, 2, 2], ['train', 'train', 'test', 'test'])
     """
     stimulus_id = np.concatenate(
@@ -125,7 +125,7 @@ def trial_layout(counts: dict[str, int], repeats: dict[str, int]) -> dict[str, n
         ]
     )
     split = np.repeat(list(SPLITS), [counts[s] * repeats[s] for s in SPLITS])
-    return {"stimulus_id": stimulus_id, "split": split}
+    return stimulus_id, split
 
 
 def check_repeats(**repeats: Any) -> None:

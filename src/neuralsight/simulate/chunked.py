@@ -238,6 +238,7 @@ def simulate_to_file(
     tasks = _tasks({**stimuli, "root": root, "download": download}, counts, chunks)
     sampler = built.sampler(repeats)
     n_chunks = sum(-(-counts[s] // chunks[s]) for s in SPLITS)
+    results: Iterable[tuple[_Task, tuple[np.ndarray, np.ndarray]]]
     results = _results(built, sampler, tasks, min(workers, n_chunks))
     if progress:
         console = Console(stderr=True)
@@ -269,6 +270,7 @@ def _write(
 ) -> None:
     """Write the chunks in file order, their trials drawn by `TrialSampler.in_order`."""
     first_trial = {"train": 0, "test": counts["train"] * repeats["train"]}
+    stimulus_id, split = trial_layout(counts, repeats)
     with NeuralDataset.create(
         path,
         sum(counts[s] * repeats[s] for s in SPLITS),
@@ -276,7 +278,8 @@ def _write(
         simulator.n_bins,
         sum(counts.values()),
         image_shape,
-        **trial_layout(counts, repeats),
+        stimulus_id=stimulus_id,
+        split=split,
         units=simulator.units,
         bin_edges_ms=simulator.bin_edges_ms,
         meta=meta,

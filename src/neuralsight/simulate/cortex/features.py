@@ -13,6 +13,7 @@ channel and electrode is normalised to.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ class FilterBank:
         With ``calibrate=True`` each stage's channel normalisers are first set to the
         channel means over ``images``.
         """
-        stages = [("V1", self.v1_maps)]
+        stages: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [("V1", self.v1_maps)]
         if "V4" in areas or "IT" in areas:
             stages.append(("V4", self.v4_maps))
         if "IT" in areas:

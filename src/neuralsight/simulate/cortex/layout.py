@@ -47,13 +47,13 @@ def electrode_layout(
         array_id.append(np.full(n_el, k))
         array_latency = rng.uniform(lo + (hi - lo) / 4, hi - (hi - lo) / 4)
         latency.append(np.clip(rng.normal(array_latency, (hi - lo) / 8, n_el), lo, hi))
-    xy = np.concatenate(xy)
-    ecc = np.hypot(xy[:, 0], xy[:, 1])
-    n = len(xy)
+    points = np.concatenate(xy)
+    ecc = np.hypot(points[:, 0], points[:, 1])
+    n = len(points)
     sigma = (p.sigma_at_fovea + p.sigma_slope * ecc) * rng.lognormal(0, 0.15, n)
     return {
-        "rf_x": xy[:, 0],
-        "rf_y": xy[:, 1],
+        "rf_x": points[:, 0],
+        "rf_y": points[:, 1],
         "rf_sigma": sigma,
         "array": np.concatenate(array_id),
         "electrode": np.tile(np.arange(n_el), n_arrays),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from neuralsight.data.dataset import NeuralDataset
 from neuralsight.simulate.base import trial_layout
 from neuralsight.simulate.cortex.parameters import as_image_array, check_positive_int
 from neuralsight.simulate.cortex.simulator import CortexSimulator
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def simulate_cortex(
@@ -72,10 +75,12 @@ def simulate_cortex(
     meta["noise_seed"] = seed if noise_seed is None else int(noise_seed)
     per_stimulus = np.repeat([repeats["train"], repeats["test"]], [counts["train"], counts["test"]])
     trials = _SimulatedTrials(simulator, stimuli, per_stimulus, meta["noise_seed"])
+    stimulus_id, split = trial_layout(counts, repeats)
     dataset = NeuralDataset(
         responses=trials if path is not None else trials[:],
         stimuli=stimuli,
-        **trial_layout(counts, repeats),
+        stimulus_id=stimulus_id,
+        split=split,
         units=simulator.units,
         bin_edges_ms=simulator.bin_edges_ms,
         meta=meta,
@@ -107,7 +112,7 @@ class _SimulatedTrials:
         self.first_trial = np.concatenate([[0], np.cumsum(repeats)])
         self.shape = (int(self.first_trial[-1]), simulator.n_units, simulator.n_bins)
         self.dtype = np.dtype(np.float32)
-        self._progress = None
+        self._progress: Progress | None = None
         self._last: tuple[int, np.ndarray] | None = None
 
     def show_progress(self) -> None:

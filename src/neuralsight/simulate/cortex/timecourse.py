@@ -11,6 +11,7 @@ shared within an area. `TrialModel` holds both for a simulator's electrodes.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,10 +102,11 @@ class TrialModel:
         ]
         return np.concatenate(factors)
 
-    def _noise_terms(self) -> dict[str, np.ndarray]:
+    def _noise_terms(self) -> dict[str, Any]:
         """Per-electrode SDs of the noise terms at the output's time resolution."""
         sd_1ms = self.noise / self.snr
         rho_1ms = math.exp(-1.0 / NOISE_TIME_CONSTANT_MS)
+        factor: np.ndarray | float
         if self.mode == "window":
             factor, rho = self._window_noise_factor(), 0.0
         else:
@@ -137,7 +139,7 @@ class TrialModel:
         self,
         clean: np.ndarray,
         rng: np.random.Generator,
-        params: dict[str, np.ndarray],
+        params: dict[str, Any],
         area_index: np.ndarray,
     ) -> np.ndarray:
         repeats, n_units, n_bins = clean.shape

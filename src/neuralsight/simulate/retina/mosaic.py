@@ -111,9 +111,9 @@ def draw_mosaic(params: dict[str, Any], seed: int) -> Mosaic:
         x=points[:, 0],
         y=points[:, 1],
         sigma=sigma,
-        surround_sigma=sigma * rng.uniform(*params["surround_scale"], n),
-        surround_weight=rng.uniform(*params["surround_weight"], n),
-        baseline=rng.uniform(*params["baseline_hz"], n),
+        surround_sigma=sigma * _uniform(rng, params["surround_scale"], n),
+        surround_weight=_uniform(rng, params["surround_weight"], n),
+        baseline=_uniform(rng, params["baseline_hz"], n),
         gain=(params["gain"] * np.exp(rng.normal(0.0, 0.25, n))).astype(np.float32),
     )
 
@@ -195,6 +195,11 @@ def pixel_gaussians(centres: np.ndarray, sigmas: np.ndarray, n_pixels: int) -> n
     edges = np.linspace(-1.0, 1.0, n_pixels + 1)
     z = (edges[None, :] - centres[:, None]) / (math.sqrt(2.0) * sigmas[:, None])
     return 0.5 * np.diff(erf(z), axis=1)
+
+
+def _uniform(rng: np.random.Generator, bounds: list[float], n: int) -> np.ndarray:
+    low, high = bounds
+    return rng.uniform(low, high, n)
 
 
 def subunit_layers(

@@ -64,6 +64,7 @@ def simulate_retina(
     retina = retina_from_preset(train.shape[2:], seed, preset, n_cells, **overrides)
     repeats = {"train": repeats_train, "test": repeats_test}
     sampler = retina.sampler(repeats)
+    stimulus_id, split = trial_layout({"train": len(train), "test": len(test)}, repeats)
     responses = np.concatenate(
         [
             sampler.in_order(retina.rates(images), split)
@@ -73,7 +74,8 @@ def simulate_retina(
     return NeuralDataset(
         responses=responses,
         stimuli=np.concatenate([train, test]),
-        **trial_layout({"train": len(train), "test": len(test)}, repeats),
+        stimulus_id=stimulus_id,
+        split=split,
         units=retina.units.copy(),
         bin_edges_ms=retina.bin_edges_ms,
         meta=retina.meta(repeats),

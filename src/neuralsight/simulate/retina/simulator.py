@@ -30,7 +30,6 @@ from neuralsight.simulate.retina.mosaic import (
 from neuralsight.simulate.retina.stream import RetinaStream, biphasic_kernel
 
 CellModel = Literal["ln", "subunit"]
-CellModel = Literal["ln", "subunit"]
 CELL_MODELS = ("ln", "subunit")
 LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 ADAPTATION_FLOOR = 0.05
