@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -138,7 +138,11 @@ def score_conditions(
 
 def write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (see `neuralsight.files.atomic_write`)."""
-    return atomic_write(path, lambda handle: handle.write(text.encode()))
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(text.encode())
+
+    return atomic_write(path, write)
 
 
 def write_conditions(

@@ -27,7 +27,7 @@ import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -119,7 +119,7 @@ def save_reconstructions(
     _check_images(image_array, None)
     _check_ids(ids, image_array.shape[0], None)
     meta_json = _meta_json(dict(meta or {}))
-    fields = {
+    fields: dict[str, np.ndarray] = {
         "images": image_array,
         "stimulus_id": ids.astype(np.int64),
         "meta": np.array(meta_json),
@@ -237,7 +237,7 @@ def save_response_predictions(
         values = values[:, :, None]
     ids = np.asarray(torch.as_tensor(stimulus_id).cpu())
     _check_predictions(values, ids, None)
-    fields = {
+    fields: dict[str, np.ndarray] = {
         "responses": values,
         "stimulus_id": ids.astype(np.int64),
         "meta": np.array(json.dumps(dict(meta or {}))),
@@ -377,4 +377,8 @@ def write_metrics_json(path: str | os.PathLike, metrics: dict[str, Any]) -> Path
     {'psnr': None}
     """
     text = json.dumps(_finite_or_none(metrics), indent=2, default=_json_default, allow_nan=False)
-    return atomic_write(Path(path), lambda handle: handle.write((text + "\n").encode()))
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write((text + "\n").encode())
+
+    return atomic_write(Path(path), write)

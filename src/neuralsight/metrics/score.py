@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from neuralsight.metrics.results import (
 )
 
 
+@runtime_checkable
 class Reconstructs(Protocol):
     """A decoder: ``reconstruct(data, split=...)`` returns images ``[N, C, H, W]``."""
 
@@ -54,6 +55,7 @@ class Reconstructs(Protocol):
         ...
 
 
+@runtime_checkable
 class PredictsResponses(Protocol):
     """An encoder: ``predict_responses(images)`` returns responses ``[N, n_units, n_bins]``."""
 
@@ -299,6 +301,24 @@ def _decoded(
     return images, np.asarray(dataset.stimulus_id[dataset.trials(split)], dtype=np.int64)
 
 
+def _targets(
+    dataset: NeuralDataset, ids: np.ndarray, images: np.ndarray, where: str | None
+) -> tuple[torch.Tensor, list[int] | None]:
+    """The true stimuli of ``ids`` at the reconstructions' size, and their size before."""
+    try:
+        targets = torch.from_numpy(true_stimuli(dataset, ids))
+    except ReconstructionsError as err:
+        raise ReconstructionsError(f"{where}: {err}" if where else str(err)) from err
+    if targets.shape[1] != images.shape[1]:
+        raise ReconstructionsError(
+            f"reconstructions have {images.shape[1]} channel(s) but the true stimuli have "
+            f"{targets.shape[1]}; shapes {images.shape} and {tuple(targets.shape)}"
+        )
+    size = tuple(images.shape[2:])
+    resized_from = None if targets.shape[2:] == size else list(targets.shape[2:])
+    return _resized(targets, size), resized_from
+
+
 def _resized(images: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     if images.shape[2:] == size:
         return images
@@ -372,17 +392,13 @@ def score_decoder(
         True: one score per stimulus (a decoder decodes the repeat-averaged responses of
         each, given reconstructions of one stimulus are averaged); False: every trial.
     mean_image_of
-        Stimulus ids (e.g. the training images) whose mean image is scored on the same
-        targets as the ``mean_image`` control.
+        Stimulus ids (e.g. the training images): their mean is the ``mean_image`` control.
     features
-        True: AlexNet layer correlations and two-way identification (`feature_metrics`;
-        ``weights``, ``device`` build the network); an `AlexNetFeatures` to use that one;
-        ``"pixels"``: two-way identification on pixels only.
-    batch_size, twoway_layers, progress
-        For `feature_metrics`.
+        True: AlexNet layer correlations and two-way identification (`feature_metrics`, with
+        ``batch_size``, ``twoway_layers``, ``progress``; ``weights`` and ``device`` build the
+        network); an `AlexNetFeatures` to use that one; ``"pixels"``: pixel two-way only.
 
-    Reconstructions are clipped to [0, 1] (``clipped_fraction`` says how much was outside);
-    where their size differs from the stimuli's, the stimuli are resized to it.
+    Reconstructions are clipped to [0, 1]; stimuli are resized to their size where it differs.
 
     Examples
     --------
@@ -393,44 +409,33 @@ def score_decoder(
     (1.0, True)
     """
     dataset = _opened(dataset)
-    if hasattr(source, "reconstruct"):
+    if isinstance(source, Reconstructs):
         images, ids = _decoded(source, dataset, split, average_repeats)
-        where, meta, decoded = None, {"model": type(source).__name__}, split
+        where, meta, split_decoded = None, {"model": type(source).__name__}, split
     else:
         images, ids, where, meta = _given_reconstructions(source, stimulus_id, average_repeats)
-        decoded = None
-    try:
-        targets = torch.from_numpy(true_stimuli(dataset, ids))
-    except ReconstructionsError as err:
-        raise ReconstructionsError(f"{where}: {err}" if where else str(err)) from err
-    if targets.shape[1] != images.shape[1]:
-        raise ReconstructionsError(
-            f"reconstructions have {images.shape[1]} channel(s) but the true stimuli have "
-            f"{targets.shape[1]}; shapes {images.shape} and {tuple(targets.shape)}"
-        )
-    size = tuple(images.shape[2:])
+        split_decoded = None
+    target, resized_from = _targets(dataset, ids, images, where)
+    size = tuple(target.shape[2:])
     pred = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     clipped_fraction = float(((pred < 0) | (pred > 1)).double().mean())
-    pred, target = pred.clamp(0.0, 1.0), _resized(targets, size)
+    pred = pred.clamp(0.0, 1.0)
     extractor = _extractor(features, weights, device)
     options = {"twoway_layers": twoway_layers, "batch_size": batch_size, "progress": progress}
-    scores = _scored(pred, target, features, extractor, options)
     controls = {}
     if mean_image_of is not None:
-        control = torch.from_numpy(mean_image(dataset, mean_image_of, len(ids)))
-        controls["mean_image"] = _scored(
-            _resized(control, size), target, features, extractor, options
-        )
+        control = _resized(torch.from_numpy(mean_image(dataset, mean_image_of, len(ids))), size)
+        controls["mean_image"] = _scored(control, target, features, extractor, options)
     return DecoderScores(
-        **scores,
+        **_scored(pred, target, features, extractor, options),
         weights=extractor.weights if extractor is not None else None,
         controls=controls,
         reconstructions=pred.numpy(),
         targets=target.numpy(),
         stimulus_id=ids,
         clipped_fraction=clipped_fraction,
-        target_resized_from=None if targets.shape[2:] == size else list(targets.shape[2:]),
-        split=decoded,
+        target_resized_from=resized_from,
+        split=split_decoded,
         average_repeats=average_repeats,
         dataset=dataset.source,
         source=where,
@@ -441,7 +446,7 @@ def score_decoder(
 def _predictions(
     source: Any, dataset: NeuralDataset, split: str | None, stimulus_id: Any
 ) -> tuple[np.ndarray, np.ndarray, str | None, dict[str, Any]]:
-    if hasattr(source, "predict_responses"):
+    if isinstance(source, PredictsResponses):
         ids = np.unique(
             dataset.stimulus_id if split is None else dataset.stimulus_id[dataset.trials(split)]
         )
