@@ -118,15 +118,37 @@ def save_reconstructions(
     ids = _to_numpy(stimulus_id)
     _check_images(image_array, None)
     _check_ids(ids, image_array.shape[0], None)
-    meta_json = _meta_json(dict(meta or {}))
+    header = (RECONSTRUCTIONS_FORMAT, RECONSTRUCTIONS_FORMAT_VERSION)
+    return _write_npz(path, {"images": image_array}, ids, _meta_json(dict(meta or {})), header)
+
+
+def _write_npz(
+    path: str | os.PathLike,
+    values: dict[str, np.ndarray],
+    ids: np.ndarray,
+    meta_json: str,
+    header: tuple[str, int],
+) -> Path:
+    """Write ``values``, ``stimulus_id``, ``meta``, ``format`` and ``format_version``."""
     fields: dict[str, np.ndarray] = {
-        "images": image_array,
+        **values,
         "stimulus_id": ids.astype(np.int64),
         "meta": np.array(meta_json),
-        "format": np.array(RECONSTRUCTIONS_FORMAT),
-        "format_version": np.array(RECONSTRUCTIONS_FORMAT_VERSION),
+        "format": np.array(header[0]),
+        "format_version": np.array(header[1]),
     }
     return atomic_write(Path(path), lambda handle: np.savez(handle, **fields))
+
+
+def _read_npz(path: Path, what: str, error: type[ValueError]) -> dict[str, np.ndarray]:
+    """Every field of the ``.npz`` at ``path``; ``error`` names the file where it is not one."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise error(f"{path}: not a {what} .npz file ({err})") from err
 
 
 def _to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -162,13 +184,7 @@ def load_reconstructions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     ((1, 3, 4, 4), dtype('float32'), {'seed': 1})
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such reconstructions file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            fields = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ReconstructionsError(f"{path}: not a reconstructions .npz file ({err})") from err
+    fields = _read_npz(path, "reconstructions", ReconstructionsError)
     _check_header(fields, path)
     images, ids = fields["images"], fields["stimulus_id"]
     _check_images(images, path)
@@ -211,18 +227,10 @@ def save_response_predictions(
     stimulus_id: np.ndarray | torch.Tensor,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write predicted responses and the stimulus of each row to an ``.npz``, atomically.
+    """Write an encoder's predicted responses as `save_reconstructions` writes images.
 
-    Parameters
-    ----------
-    path
-        Target file.
-    responses
-        ``[N, n_units, n_bins]`` (or ``[N, n_units]``), stored as float32.
-    stimulus_id
-        ``[N]`` non-negative integers, rows of the dataset's ``stimuli``.
-    meta
-        JSON-serialisable provenance (model, checkpoint, ...).
+    ``responses`` are ``[N, n_units, n_bins]`` (or ``[N, n_units]``), stored as float32;
+    ``stimulus_id`` the ``[N]`` stimuli they answer; ``meta`` the provenance.
 
     Examples
     --------
@@ -237,14 +245,8 @@ def save_response_predictions(
         values = values[:, :, None]
     ids = np.asarray(torch.as_tensor(stimulus_id).cpu())
     _check_predictions(values, ids, None)
-    fields: dict[str, np.ndarray] = {
-        "responses": values,
-        "stimulus_id": ids.astype(np.int64),
-        "meta": np.array(json.dumps(dict(meta or {}))),
-        "format": np.array(PREDICTIONS_FORMAT),
-        "format_version": np.array(PREDICTIONS_FORMAT_VERSION),
-    }
-    return atomic_write(path, lambda handle: np.savez(handle, **fields))
+    header = (PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION)
+    return _write_npz(path, {"responses": values}, ids, json.dumps(dict(meta or {})), header)
 
 
 def _check_predictions(responses: np.ndarray, ids: np.ndarray, source) -> None:
@@ -282,13 +284,7 @@ def load_response_predictions(
     {}
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such predictions file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            fields = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as err:
-        raise PredictionsError(f"{path}: not a predictions .npz file ({err})") from err
+    fields = _read_npz(path, "predictions", PredictionsError)
     found = str(fields.get("format", "nothing"))
     if found != PREDICTIONS_FORMAT:
         raise PredictionsError(
