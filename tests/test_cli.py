@@ -8,6 +8,7 @@ import yaml
 
 from neuralsight.cli import build_parser, main, parse_options
 from neuralsight.data import NeuralDataset
+from neuralsight.data.readers import READERS
 
 
 @pytest.fixture
@@ -142,9 +143,12 @@ def test_convert_npz(tmp_path):
     assert (ds.n_trials, ds.n_units) == (10, 5)
 
 
-def test_convert_rejects_unknown_format(tmp_path):
-    with pytest.raises(ValueError, match="unknown format 'xls'"):
+def test_convert_rejects_unknown_format(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["convert", "xls", "a.xls", "--out", str(tmp_path / "x.h5")])
+    error = capsys.readouterr().err
+    assert "argument format: invalid choice: 'xls'" in error
+    assert all(name in error for name in READERS.names())
 
 
 def test_parse_options_reads_yaml_values():

@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 
 from neuralsight.data.dataset import DatasetError
-from neuralsight.data.readers import get_reader
+from neuralsight.data.readers import READERS
 from neuralsight.data.readers.fmri69 import read
 
 
@@ -54,8 +54,8 @@ def test_digit69_v73_reads_like_v5(tmp_path):
     with h5py.File(tmp_path / "digit69_v73.mat", "w") as f:
         for name, value in variables.items():
             f.create_dataset(name, data=value.T)
-    v5 = get_reader("fmri69")([str(tmp_path / "digit69_v5.mat")])
-    v73 = get_reader("fmri69")([str(tmp_path / "digit69_v73.mat")])
+    v5 = READERS.get("fmri69")([str(tmp_path / "digit69_v5.mat")])
+    v73 = READERS.get("fmri69")([str(tmp_path / "digit69_v73.mat")])
     np.testing.assert_array_equal(v5.responses, v73.responses)
     np.testing.assert_array_equal(v5.stimuli, v73.stimuli)
     assert v5.meta["labels"] == v73.meta["labels"]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from neuralsight.data.dataset import DatasetError
-from neuralsight.data.readers import get_reader
+from neuralsight.data.readers import READERS
 from neuralsight.data.readers.npz import read, read_npy_images
 
 
@@ -45,7 +45,7 @@ def test_npz_channels_first_float_with_top_level_unit_fields(tmp_path):
     stimuli = rng.random((3, 1, 4, 4))
     path = tmp_path / "data.npz"
     np.savez(path, responses=responses, stimuli=stimuli, area=np.array(["V1", "V2"]))
-    ds = get_reader("npz")([str(path)])
+    ds = READERS.get("npz")([str(path)])
     np.testing.assert_array_equal(ds.responses[:, :, 0], responses)
     np.testing.assert_array_equal(ds.stimuli, stimuli.astype(np.float32))
     assert ds.units["unit_id"].tolist() == [0, 1]
@@ -156,7 +156,7 @@ def test_npy_images_zip_with_inner_folder_average_and_crop(tmp_path):
             zf.write(tmp_path / "src" / name, f"images_1/{name}")
     responses = np.array([[[1.0, 3.0, np.nan], [2.0, np.nan, np.nan]]])
     np.save(tmp_path / "r.npy", responses)
-    ds = get_reader("npy_images")(
+    ds = READERS.get("npy_images")(
         [str(tmp_path / "r.npy"), str(archive)],
         image_size=4,
         average_repeats=True,

@@ -13,7 +13,7 @@ from pynwb.file import Subject
 from pynwb.image import GrayscaleImage, IndexSeries, OpticalSeries
 
 from neuralsight.data.dataset import DatasetError, NeuralDataset
-from neuralsight.data.readers import get_reader
+from neuralsight.data.readers import READERS
 from neuralsight.data.readers.nwb import read, write_nwb
 
 WINDOW = {"window_ms": (0.0, 30.0), "bin_ms": 10.0, "progress": False}
@@ -167,7 +167,7 @@ def test_small_chunks_give_the_same_counts(toy_path):
 
 
 def test_registry_finds_the_reader(toy_path):
-    assert get_reader("nwb") is read
+    assert READERS.get("nwb") is read
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 
 from neuralsight.data.dataset import DatasetError
-from neuralsight.data.readers import get_reader
+from neuralsight.data.readers import READERS
 from neuralsight.data.readers.sid_mat import read
 
 
@@ -63,7 +63,7 @@ def test_v73_three_dimensional_float_images_non_square(tmp_path):
     write_v73(
         path, {"spkTrn": spk_trn, "spkTest": spk_test, "stimTrn": stim_trn, "stimTest": stim_test}
     )
-    ds = get_reader("sid_mat")([str(path)], area="RGC-ON")
+    ds = READERS.get("sid_mat")([str(path)], area="RGC-ON")
     np.testing.assert_array_equal(
         ds.responses[:, :, 0], np.concatenate([spk_trn, spk_test]).astype(np.float32)
     )

@@ -9,7 +9,7 @@ import scipy.io
 from PIL import Image
 
 from neuralsight.data.dataset import DatasetError
-from neuralsight.data.readers import get_reader
+from neuralsight.data.readers import READERS
 from neuralsight.data.readers.tvsd import read
 
 N_ELECTRODES = 1024
@@ -128,7 +128,7 @@ def test_normalised_responses_units_and_stimuli(tvsd):
 
 def test_monkey_f_areas_average_test_and_max_images(tvsd):
     arrays = tvsd["arrays"]
-    ds = get_reader("tvsd")(
+    ds = READERS.get("tvsd")(
         [str(tvsd["normmua"])],
         monkey="monkeyF",
         things_root=str(tvsd["things"] / "object_images"),

@@ -15,7 +15,6 @@ import pytest
 import torchvision.datasets as tvd
 from sklearn.datasets import load_digits
 
-from neuralsight.data import sources
 from neuralsight.data.sources import (
     NATURAL_COLOUR_PHOTOS,
     NATURAL_PHOTO_FILES,
@@ -26,6 +25,7 @@ from neuralsight.data.sources import (
     describe_source,
     folder_files,
     make_stimuli,
+    natural,
     natural_crops,
 )
 
@@ -152,7 +152,7 @@ def test_natural_test_pixels_come_only_from_held_out_photos(monkeypatch):
     names = sorted(NATURAL_PHOTO_FILES)
     level = {name: (i + 1) / (len(names) + 1) for i, name in enumerate(names)}
     monkeypatch.setattr(
-        sources, "load_photo", lambda name: np.full((1, 300, 400), level[name], np.float32)
+        natural, "load_photo", lambda name: np.full((1, 300, 400), level[name], np.float32)
     )
     images = make_stimuli("natural", 30, size=16, split="test", seed=4)
     found = {round(float(value), 5) for value in np.unique(images)}
@@ -161,7 +161,7 @@ def test_natural_test_pixels_come_only_from_held_out_photos(monkeypatch):
 
 def test_natural_crop_sides_span_one_to_four_times_the_output(monkeypatch):
     ramp = np.broadcast_to(np.linspace(0, 1, 512, dtype=np.float32), (1, 512, 512))
-    monkeypatch.setattr(sources, "load_photo", lambda name: ramp)
+    monkeypatch.setattr(natural, "load_photo", lambda name: ramp)
     images, _ = natural_crops(60, size=16, seed=5, split="train")
     side = np.abs(images[:, 0, 8, -1] - images[:, 0, 8, 0]) * 512 * 16 / 15
     assert side.min() > 0.8 * 16 and side.max() < 1.1 * 64
@@ -175,7 +175,7 @@ def test_natural_loads_without_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    sources.load_photo.cache_clear()
+    natural.load_photo.cache_clear()
     for channels in (1, 3):
         for split in ("train", "test"):
             images, photos = natural_crops(40, size=8, channels=channels, split=split)

@@ -69,12 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_simulate(commands) -> None:
+    from neuralsight.data.sources import SOURCES
     from neuralsight.simulate.base import SIMULATORS
 
     p = commands.add_parser("simulate", help="simulate neural responses to images")
     p.add_argument("--simulator", choices=SIMULATORS.names(), default="retina")
     p.add_argument(
-        "--source", default="natural", help="stimulus source (see neuralsight.data.sources)"
+        "--source",
+        choices=SOURCES.names(),
+        default="natural",
+        help="stimulus source (see neuralsight.data.sources)",
     )
     p.add_argument("--root", default=None, help="folder for the folder/mnist/cifar sources")
     p.add_argument("--download", action="store_true", help="let torchvision sources download")
@@ -188,8 +192,10 @@ def _add_key_value_option(p, what: str, example: str) -> None:
 
 
 def _add_convert(commands) -> None:
+    from neuralsight.data.readers import READERS
+
     p = commands.add_parser("convert", help="translate an external recording into a dataset file")
-    p.add_argument("format", help="nwb, tvsd, sid_mat, fmri69, npz or npy_images")
+    p.add_argument("format", choices=READERS.names(), help="the recording's format (its reader)")
     p.add_argument("paths", nargs="+", help="input file(s) of that format")
     p.add_argument("--out", required=True, help="dataset file to write (.h5)")
     _add_key_value_option(p, "reader", "bin_ms=10")
@@ -214,9 +220,9 @@ def parse_options(pairs: Sequence[str]) -> dict:
 
 
 def _run_convert(args) -> int:
-    from neuralsight.data.readers import get_reader
+    from neuralsight.data.readers import READERS
 
-    reader = get_reader(args.format)
+    reader = READERS.get(args.format)
     ds = reader(list(args.paths), **parse_options(args.option))
     path = ds.save(args.out)
     print(json.dumps({"out": str(path), **ds.summary()}, indent=2, default=str))

@@ -1,30 +1,32 @@
 """Readers: translate external recording formats into a `NeuralDataset`.
 
-Each format lives in its own module exposing ``read(paths: list[str], **options) ->
-NeuralDataset``; `READERS` maps the format name used by ``neuralsight convert`` to that
-module (or to ``module:function`` where one module reads two layouts). Readers only translate: nothing downstream knows where data came from.
+Each format lives in its own module (or package) exposing ``read(paths: list[str],
+**options) -> NeuralDataset``. `READERS` names each reader by the format name
+``neuralsight convert`` takes, as a ``"module:function"`` path imported on first use, so
+listing the formats never imports ``pynwb`` or ``scipy``. Readers only translate: nothing
+downstream knows where data came from.
+
+Examples
+--------
+>>> READERS.names()
+('fmri69', 'npy_images', 'npz', 'nwb', 'sid_mat', 'tvsd')
+>>> READERS.get("npz").__name__
+'read'
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.registry import Registry
 
-READERS: dict[str, str] = {
-    "nwb": "neuralsight.data.readers.nwb",
-    "tvsd": "neuralsight.data.readers.tvsd",
-    "sid_mat": "neuralsight.data.readers.sid_mat",
-    "fmri69": "neuralsight.data.readers.fmri69",
-    "npz": "neuralsight.data.readers.npz",
-    "npy_images": "neuralsight.data.readers.npz:read_npy_images",
-}
+READERS: Registry[Callable[..., NeuralDataset]] = Registry("reader")
+"""Every reader by format name: ``READERS.get(fmt)(paths, **options)``."""
 
-
-def get_reader(fmt: str) -> Callable[..., NeuralDataset]:
-    """The ``read`` function of format ``fmt``; a clear error lists the known formats."""
-    if fmt not in READERS:
-        raise ValueError(f"unknown format '{fmt}'; known formats: {sorted(READERS)}")
-    module, _, function = READERS[fmt].partition(":")
-    return getattr(importlib.import_module(module), function or "read")
+READERS.add("nwb", "neuralsight.data.readers.nwb:read")
+READERS.add("tvsd", "neuralsight.data.readers.tvsd:read")
+READERS.add("sid_mat", "neuralsight.data.readers.sid_mat:read")
+READERS.add("fmri69", "neuralsight.data.readers.fmri69:read")
+READERS.add("npz", "neuralsight.data.readers.npz:read")
+READERS.add("npy_images", "neuralsight.data.readers.npz:read_npy_images")
