@@ -160,7 +160,10 @@ class NeuralDataModule(L.LightningDataModule):
         if shuffle not in ("random", "chunks"):
             raise ValueError(f"shuffle must be 'random' or 'chunks', found {shuffle!r}")
         self.save_hyperparameters(ignore=["dataset"])
-        self.dataset = dataset if dataset is not None else self._open(Path(path), in_memory)
+        if dataset is None:
+            assert path is not None  # exactly one of the two, checked above
+            dataset = self._open(Path(path), in_memory)
+        self.dataset = dataset
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.average_repeats = average_repeats
@@ -175,7 +178,7 @@ class NeuralDataModule(L.LightningDataModule):
         ds = NeuralDataset.open(path, lazy=True)
         if in_memory is None:
             nbytes = 4 * (np.prod(ds.responses.shape) + np.prod(ds.stimuli.shape))
-            in_memory = nbytes < IN_MEMORY_LIMIT_BYTES
+            in_memory = bool(nbytes < IN_MEMORY_LIMIT_BYTES)
         return ds.to_memory() if in_memory else ds
 
     @property

@@ -25,7 +25,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import h5py
 import numpy as np
@@ -38,7 +38,7 @@ SPLITS = ("train", "test")
 REQUIRED_UNIT_COLUMNS = ("unit_id", "area")
 CHUNK_STIMULI = 16
 
-ArrayLike = np.ndarray | h5py.Dataset
+ArrayLike: TypeAlias = np.ndarray | h5py.Dataset
 
 
 class DatasetError(ValueError):

@@ -84,9 +84,9 @@ class PairDataset(Dataset):
 
     def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Read a whole batch at once: one sorted read from disk per field."""
-        items = np.asarray(items, dtype=np.int64)
-        responses = self._read_responses(items)
-        images = _read_rows(self.dataset.stimuli, self.stimulus_index[items])
+        index = np.asarray(items, dtype=np.int64)
+        responses = self._read_responses(index)
+        images = _read_rows(self.dataset.stimuli, self.stimulus_index[index])
         r = torch.from_numpy(responses)
         x = torch.from_numpy(images)
         return list(zip(r, x, strict=True))

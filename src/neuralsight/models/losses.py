@@ -63,6 +63,9 @@ class VGG19FeatureLoss(nn.Module):
     (0.0, 'random')
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         weights: str | os.PathLike | None = "auto",
@@ -74,7 +77,9 @@ class VGG19FeatureLoss(nn.Module):
         if not cuts or cuts[0] < 1 or cuts[-1] > 36:
             raise ValueError(f"cuts must be feature depths between 1 and 36, found {cuts}")
         network, self.weights = load_pretrained("vgg19", weights=weights)
-        self.features = network.features[: cuts[-1]].requires_grad_(False).train(self.training)
+        features = network.features
+        assert isinstance(features, nn.Sequential)  # torchvision's VGG19
+        self.features = features[: cuts[-1]].requires_grad_(False).train(self.training)
         for layer in self.features:
             if isinstance(layer, nn.ReLU):
                 layer.inplace = False  # the pre-ReLU outputs at the cuts are kept

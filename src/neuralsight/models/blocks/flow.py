@@ -54,9 +54,10 @@ class _SubnetMLP(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, hidden: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
-        nn.init.zeros_(self.net[2].weight)
-        nn.init.zeros_(self.net[2].bias)
+        first, last = nn.Linear(n_in, hidden), nn.Linear(hidden, n_out)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(first, nn.ReLU(), last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -340,5 +341,6 @@ def mmd(a: torch.Tensor, b: torch.Tensor, scales: Sequence[float] = MMD_SCALES) 
     squared = (norms[:, None] + norms[None, :] - 2 * both @ both.T).clamp_min(0)
     bandwidth = squared.mean().detach().clamp_min(1e-12)
     kernel = sum(torch.exp(-squared / (s * bandwidth)) for s in scales)
+    assert isinstance(kernel, torch.Tensor), "mmd: give at least one kernel scale"
     n = len(a)
     return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()

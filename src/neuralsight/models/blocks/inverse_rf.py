@@ -237,6 +237,8 @@ class TimeWindows(nn.Module):
     torch.Size([3, 2, 2])
     """
 
+    weights: torch.Tensor
+
     def __init__(
         self,
         areas: Sequence[str],
@@ -361,6 +363,9 @@ class InverseRetinotopicMap(nn.Module):
     torch.Size([4, 2, 16, 16])
     """
 
+    maps: torch.Tensor
+    assignment: torch.Tensor
+
     def __init__(
         self,
         rf_x: Sequence[float],
@@ -426,6 +431,8 @@ class LearnedInverseRF(nn.Module):
     >>> layer(torch.ones(2, 2, 1)).shape, layer.fields()["initialised"].tolist()
     (torch.Size([2, 1, 8, 8]), ['known', 'random'])
     """
+
+    assignment: torch.Tensor
 
     def __init__(
         self,

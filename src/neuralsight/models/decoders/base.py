@@ -9,7 +9,7 @@ training starts. `reconstruct` batches a whole dataset through the fast inferenc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import lightning as L
 import numpy as np
@@ -23,6 +23,7 @@ from neuralsight.metrics.image import image_metrics, pixcorr_per_image
 from neuralsight.models.inference import optimize_for_inference
 
 Scaling = Literal["zscore", "minmax"]
+DecoderT = TypeVar("DecoderT", bound="Decoder")
 
 
 class ResponseScaler(nn.Module):
@@ -36,6 +37,10 @@ class ResponseScaler(nn.Module):
     >>> scaler(torch.full((1, 3, 1), 5.0)).tolist()
     [[2.0, 2.0, 2.0]]
     """
+
+    offset: torch.Tensor
+    scale: torch.Tensor
+    fitted: torch.Tensor
 
     def __init__(self, n_inputs: int, mode: Scaling = "zscore") -> None:
         super().__init__()
@@ -87,7 +92,8 @@ class Decoder(L.LightningModule):
                 f"found {tuple(image_shape)}"
             )
         self.n_inputs = int(n_inputs)
-        self.image_shape = tuple(int(s) for s in image_shape)
+        channels, height, width = (int(s) for s in image_shape)
+        self.image_shape = (channels, height, width)
         self.scaler = ResponseScaler(self.n_inputs, scaling)
 
     def setup(self, stage: str) -> None:
@@ -108,7 +114,8 @@ class Decoder(L.LightningModule):
         """Mean squared error between the reconstruction and the stimulus."""
         return nn.functional.mse_loss(self(responses), images)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        """The training loss of a batch (None in subclasses that step their own optimizer)."""
         responses, images = batch
         loss = self.training_loss(responses, images)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(images))
@@ -133,7 +140,7 @@ class Decoder(L.LightningModule):
         responses = batch[0] if isinstance(batch, list | tuple) else batch
         return self(responses).clamp(0, 1)
 
-    def optimize_for_inference(self) -> Decoder:
+    def optimize_for_inference(self: DecoderT) -> DecoderT:
         """An eval-mode copy for fast inference: BatchNorm folded, channels-last convs.
 
         See `neuralsight.models.inference.optimize_for_inference`; this decoder is left

@@ -112,7 +112,8 @@ def _halvings(size: tuple[int, int], depth: int) -> list[tuple[int, int]]:
     """Spatial sizes after each stride-2 3x3 convolution (padding 1): ``ceil(n / 2)``."""
     sizes = [size]
     for _ in range(depth):
-        sizes.append(tuple((s + 1) // 2 for s in sizes[-1]))
+        height, width = sizes[-1]
+        sizes.append(((height + 1) // 2, (width + 1) // 2))
     return sizes
 
 
@@ -216,9 +217,11 @@ class FeatureAutoencoder(nn.Module):
                 nn.BatchNorm2d(widths[i + 1]),
                 nn.ReLU(inplace=True),
             ]
-        up.append(nn.Conv2d(channels[0], image_channels, 3, padding=1))
-        nn.init.zeros_(up[-1].weight)
-        nn.init.zeros_(up[-1].bias)
+        last = nn.Conv2d(channels[0], image_channels, 3, padding=1)
+        assert last.bias is not None  # a Conv2d with bias
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        up.append(last)
         self.refine = nn.Sequential(*up)
         self.linear_out = nn.Linear(n_features, n_pixels)
 
@@ -251,9 +254,11 @@ class FeatureAutoencoder(nn.Module):
         scale[:k] = variance.clamp_min(1e-12)
         weights_out = flat.new_zeros(flat.shape[1], n_features)
         weights_out[:, :k] = components * variance.sqrt()
+        running_mean, running_var = self.normalise.running_mean, self.normalise.running_var
+        assert running_mean is not None and running_var is not None  # track_running_stats
         self.linear_in.weight.copy_(weights_in)
-        self.normalise.running_mean.copy_(weights_in @ mean)
-        self.normalise.running_var.copy_(scale)
+        running_mean.copy_(weights_in @ mean)
+        running_var.copy_(scale)
         self.linear_out.weight.copy_(weights_out)
         self.linear_out.bias.copy_(mean)
         nn.init.zeros_(self.project.weight)
@@ -267,6 +272,7 @@ class FeatureAutoencoder(nn.Module):
         """
         features = self.project(self.convs(images).flatten(1)) + self.linear_in(images.flatten(1))
         norm = self.normalise
+        assert norm.momentum is not None  # BatchNorm1d's default; never set to None here
         return nn.functional.batch_norm(
             features,
             norm.running_mean,
@@ -334,6 +340,9 @@ class FLIG(Decoder):
     (torch.Size([3, 1, 16, 16]), torch.Size([3, 20, 1]))
     """
 
+    cae_ready: torch.Tensor
+    flow_ready: torch.Tensor
+
     def __init__(
         self,
         n_inputs: int,
@@ -391,7 +400,7 @@ class FLIG(Decoder):
 
     def on_fit_start(self) -> None:
         """Start the CAE at the principal components of the training images (once)."""
-        datamodule = self.trainer.datamodule
+        datamodule = getattr(self.trainer, "datamodule", None)
         if bool(self.cae_ready) or datamodule is None:
             return
         images, count = [], 0
@@ -406,7 +415,7 @@ class FLIG(Decoder):
 
     def on_train_epoch_start(self) -> None:
         """When the flow stage begins, set the flow to the ridge maps (once)."""
-        datamodule = self.trainer.datamodule
+        datamodule = getattr(self.trainer, "datamodule", None)
         if self.stage == "flow" and not bool(self.flow_ready) and datamodule is not None:
             self.init_flow_ridge(datamodule.train_dataloader(), datamodule.val_dataloader())
             sync_from_rank_zero(self.flow, self.trainer)
@@ -427,7 +436,7 @@ class FLIG(Decoder):
                 scaled = self.scaler(responses.to(self.device))
                 yield (scaled, features) if decode else (features, scaled)
 
-        n_features = self.hparams.n_features
+        n_features = self.hparams["n_features"]
         encoder = nn.Linear(n_features, self.n_inputs).to(self.device)
         decoder = nn.Linear(self.n_inputs, n_features).to(self.device)
         alphas = [
@@ -443,7 +452,7 @@ class FLIG(Decoder):
     @property
     def stage(self) -> Stage:
         """``"cae"`` during the first ``cae_epochs`` epochs of training, then ``"flow"``."""
-        return "cae" if self.current_epoch < self.hparams.cae_epochs else "flow"
+        return "cae" if self.current_epoch < self.hparams["cae_epochs"] else "flow"
 
     def decode(self, features: torch.Tensor, sample: bool = False) -> torch.Tensor:
         """Scaled responses ``[B, n_inputs]`` -> images: flow inverse, then CAE decoder."""
@@ -545,7 +554,9 @@ class FLIG(Decoder):
         terms = self.loss_terms(responses, images, self.stage)
         for name, value in terms.items():
             self.log(f"train_{name}", value, batch_size=len(images))
-        return sum(self.weights[name] * value for name, value in terms.items())
+        total = sum(self.weights[name] * value for name, value in terms.items())
+        assert isinstance(total, torch.Tensor)  # never empty: _check_weights
+        return total
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Log the decoding metrics, the CAE reconstruction error and the encoding error and r."""
@@ -561,8 +572,8 @@ class FLIG(Decoder):
         """Adam with one learning rate for the CAE and one for the flow."""
         return torch.optim.Adam(
             [
-                {"params": self.cae.parameters(), "lr": self.hparams.lr},
-                {"params": self.flow.parameters(), "lr": self.hparams.flow_lr},
+                {"params": self.cae.parameters(), "lr": self.hparams["lr"]},
+                {"params": self.flow.parameters(), "lr": self.hparams["flow_lr"]},
             ]
         )
 

@@ -298,57 +298,57 @@ class MonkeySee(Decoder):
     def _window_settings(self) -> dict[str, Any]:
         defaults = (
             SPATIOTEMPORAL_WINDOWS
-            if self.hparams.mapping == "spatiotemporal"
+            if self.hparams["mapping"] == "spatiotemporal"
             else (SPATIAL_WINDOWS)
         )
         return {
-            "starts_ms": self.hparams.window_starts_ms,
-            "width_ms": _default(self.hparams.window_ms, defaults["window_ms"]),
-            "step_ms": self.hparams.window_step_ms,
-            "n_windows": _default(self.hparams.n_windows, defaults["n_windows"]),
+            "starts_ms": self.hparams["window_starts_ms"],
+            "width_ms": _default(self.hparams["window_ms"], defaults["window_ms"]),
+            "step_ms": self.hparams["window_step_ms"],
+            "n_windows": _default(self.hparams["n_windows"], defaults["n_windows"]),
         }
 
     def _build(self) -> None:
         hp = self.hparams
-        n_units, n_bins = len(hp.area), len(hp.bin_edges_ms) - 1
+        n_units, n_bins = len(hp["area"]), len(hp["bin_edges_ms"]) - 1
         if n_units * n_bins != self.n_inputs:
             raise ValueError(
                 f"n_inputs ({self.n_inputs}) must equal n_units * n_bins = {n_units} * {n_bins} "
                 "(lengths of 'area' and 'bin_edges_ms' - 1)"
             )
-        self.windows = TimeWindows(hp.area, hp.bin_edges_ms, **self._window_settings())
-        self.scaler = ResponseScaler(n_units * self.windows.n_windows, hp.scaling)
+        self.windows = TimeWindows(hp["area"], hp["bin_edges_ms"], **self._window_settings())
+        self.scaler = ResponseScaler(n_units * self.windows.n_windows, hp["scaling"])
         self.input_map = self._make_input_map(n_units)
         self.codes = (
-            ElectrodeCodes(n_units, hp.electrode_codes, seed=hp.rf_seed)
-            if hp.electrode_codes
+            ElectrodeCodes(n_units, hp["electrode_codes"], seed=hp["rf_seed"])
+            if hp["electrode_codes"]
             else nn.Identity()
         )
         in_channels = self._input_channels()
         channels = self.image_shape[0]
         self.generator = Pix2PixGenerator(
-            in_channels, channels, hp.base_channels, hp.depth, hp.dropout
+            in_channels, channels, hp["base_channels"], hp["depth"], hp["dropout"]
         )
-        if hp.adversarial_weight:
+        if hp["adversarial_weight"]:
             self.discriminator = PatchDiscriminator(
-                in_channels, channels, hp.discriminator_channels, hp.discriminator_layers
+                in_channels, channels, hp["discriminator_channels"], hp["discriminator_layers"]
             )
 
     def _groups(self) -> list[str]:
         hp = self.hparams
-        if hp.mapping == "spatiotemporal" or hp.array is None:
-            return list(hp.area)
-        return [f"{a}:{k}" for a, k in zip(hp.area, hp.array, strict=True)]
+        if hp["mapping"] == "spatiotemporal" or hp["array"] is None:
+            return list(hp["area"])
+        return [f"{a}:{k}" for a, k in zip(hp["area"], hp["array"], strict=True)]
 
     def _receptive_fields(self, required: bool) -> list[list[float]]:
         hp = self.hparams
         missing = [name for name in ("rf_x", "rf_y", "rf_sigma") if hp[name] is None]
         if missing and required:
             raise ValueError(
-                f"mapping {hp.mapping!r} needs receptive fields; units lack {missing} "
+                f"mapping {hp['mapping']!r} needs receptive fields; units lack {missing} "
                 "(give them as arguments or in the dataset's units table)"
             )
-        nan = [float("nan")] * len(hp.area)
+        nan = [float("nan")] * len(hp["area"])
         return [
             nan if hp[name] is None else list(hp[name]) for name in ("rf_x", "rf_y", "rf_sigma")
         ]
@@ -356,18 +356,19 @@ class MonkeySee(Decoder):
     def _make_input_map(self, n_units: int) -> nn.Module:
         hp = self.hparams
         size = self.image_shape[1:]
-        if hp.mapping == "dense":
+        if hp["mapping"] == "dense":
             features = n_units * self.windows.n_windows
             return nn.Sequential(
                 nn.Flatten(),
-                nn.Linear(features, hp.dense_channels * size[0] * size[1]),
-                nn.Unflatten(1, (hp.dense_channels, *size)),
+                nn.Linear(features, hp["dense_channels"] * size[0] * size[1]),
+                nn.Unflatten(1, (hp["dense_channels"], *size)),
             )
-        if hp.mapping == "end_to_end":
-            rfs = self._receptive_fields(required=False)
-            return LearnedInverseRF(*rfs, self._groups(), size, seed=hp.rf_seed)
+        if hp["mapping"] == "end_to_end":
+            rf_x, rf_y, rf_sigma = self._receptive_fields(required=False)
+            return LearnedInverseRF(rf_x, rf_y, rf_sigma, self._groups(), size, seed=hp["rf_seed"])
+        rf_x, rf_y, rf_sigma = self._receptive_fields(True)
         mapping = InverseRetinotopicMap(
-            *self._receptive_fields(True), self._groups(), size, paint=hp.paint
+            rf_x, rf_y, rf_sigma, self._groups(), size, paint=hp["paint"]
         )
         if mapping.n_unknown:
             warnings.warn(
@@ -378,9 +379,10 @@ class MonkeySee(Decoder):
         return mapping
 
     def _input_channels(self) -> int:
-        if self.hparams.mapping == "dense":
-            return self.hparams.dense_channels
-        codes = max(self.hparams.electrode_codes, 1)
+        if self.hparams["mapping"] == "dense":
+            return self.hparams["dense_channels"]
+        codes = max(self.hparams["electrode_codes"], 1)
+        assert isinstance(self.input_map, InverseRetinotopicMap | LearnedInverseRF)  # not dense
         return self.input_map.n_groups * self.windows.n_windows * codes
 
     def _require_built(self) -> None:
@@ -396,6 +398,7 @@ class MonkeySee(Decoder):
         if not self.built:
             if datamodule is None:
                 self._require_built()
+            assert datamodule is not None  # _require_built raised: nothing to build from
             self.hparams.update(unit_info(datamodule.dataset))
             self._build()
         if not bool(self.scaler.fitted) and datamodule is not None:
@@ -403,7 +406,7 @@ class MonkeySee(Decoder):
 
     def _window_stats(self, datamodule, block: int = 1024) -> dict[str, np.ndarray]:
         pairs = datamodule.train_set
-        n_units = len(self.hparams.area)
+        n_units = len(self.hparams["area"])
         device = self.windows.weights.device
 
         def blocks() -> Iterator[torch.Tensor]:
@@ -419,7 +422,7 @@ class MonkeySee(Decoder):
     def condition(self, responses: torch.Tensor) -> torch.Tensor:
         """The generator's input (mapped channels) for responses ``[B, n_units, n_bins]``."""
         self._require_built()
-        n_units = len(self.hparams.area)
+        n_units = len(self.hparams["area"])
         if responses[0].numel() != self.n_inputs:
             raise ValueError(
                 f"responses have {responses[0].numel()} values (n_units * n_bins) per trial, "
@@ -431,7 +434,9 @@ class MonkeySee(Decoder):
 
     def forward(self, responses: torch.Tensor) -> torch.Tensor:
         """Responses -> painted condition maps -> generated images ``[B, C, H, W]``."""
-        return self.generator(self.condition(responses))
+        condition = self.condition(responses)
+        assert self.generator is not None  # condition() checked that the model is built
+        return self.generator(condition)
 
     # ------------------------------------------------------------------ training
 
@@ -440,16 +445,19 @@ class MonkeySee(Decoder):
     ) -> dict[str, torch.Tensor]:
         """The weighted generator loss terms that are switched on (weight > 0)."""
         hp, terms = self.hparams, {}
-        if hp.adversarial_weight:
+        if hp["adversarial_weight"]:
+            assert self.discriminator is not None  # built when adversarial_weight > 0
             logits = self.discriminator(condition, fake)
-            terms["adversarial"] = hp.adversarial_weight * generator_adversarial_loss(logits)
-        if hp.feature_weight:
-            terms["feature"] = hp.feature_weight * self.feature_loss(fake, images)
-        if hp.pixel_weight:
-            terms["pixel"] = hp.pixel_weight * F.l1_loss(fake, images)
+            terms["adversarial"] = hp["adversarial_weight"] * generator_adversarial_loss(logits)
+        if hp["feature_weight"]:
+            assert self.feature_loss is not None  # built when feature_weight > 0
+            terms["feature"] = hp["feature_weight"] * self.feature_loss(fake, images)
+        if hp["pixel_weight"]:
+            terms["pixel"] = hp["pixel_weight"] * F.l1_loss(fake, images)
         return terms
 
     def _discriminator_step(self, optimizer, condition, fake, images) -> None:
+        assert self.discriminator is not None  # there is a discriminator optimizer
         loss = discriminator_loss(
             self.discriminator(condition, images), self.discriminator(condition, fake)
         )
@@ -464,6 +472,7 @@ class MonkeySee(Decoder):
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
         condition = self.condition(responses)
+        assert self.generator is not None  # condition() checked that the model is built
         fake = self.generator(condition)
         if opt_d is not None:
             self._discriminator_step(opt_d, condition.detach(), fake.detach(), images)
@@ -480,16 +489,18 @@ class MonkeySee(Decoder):
     def configure_optimizers(self):
         """Adam for the generator (with the mapping), and for the discriminator if any."""
         self._require_built()
-        betas = (self.hparams.beta1, 0.999)
+        betas = (self.hparams["beta1"], 0.999)
         params = [
             *self.generator.parameters(),
             *self.codes.parameters(),
             *self.input_map.parameters(),
         ]
-        opt_g = torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
+        opt_g = torch.optim.Adam(params, lr=self.hparams["lr"], betas=betas)
         if self.discriminator is None:
             return opt_g
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas)
+        opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=self.hparams["lr"], betas=betas
+        )
         return [opt_g, opt_d]
 
     # ------------------------------------------------------------------ checkpoints, inference
@@ -528,13 +539,14 @@ class MonkeySee(Decoder):
         `neuralsight.models.blocks.inverse_rf.compare_fields`.
         """
         self._require_built()
-        if self.hparams.mapping != "end_to_end":
+        if self.hparams["mapping"] != "end_to_end":
             raise ValueError(
                 f"learned_fields needs mapping='end_to_end', this model's is "
-                f"{self.hparams.mapping!r}"
+                f"{self.hparams['mapping']!r}"
             )
+        assert isinstance(self.input_map, LearnedInverseRF)  # mapping "end_to_end"
         table = self.input_map.fields()
-        table.insert(0, "area", list(self.hparams.area))
-        if self.hparams.array is not None:
-            table.insert(1, "array", list(self.hparams.array))
+        table.insert(0, "area", list(self.hparams["area"]))
+        if self.hparams["array"] is not None:
+            table.insert(1, "array", list(self.hparams["array"]))
         return table

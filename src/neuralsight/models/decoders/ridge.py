@@ -37,7 +37,7 @@ class RidgeSolver:
     ([1.0, 2.0, 3.0], 5.0)
     """
 
-    def __init__(self, alphas: Sequence[float]) -> None:
+    def __init__(self, alphas: Sequence[float] | torch.Tensor) -> None:
         self.alphas = torch.as_tensor(list(alphas), dtype=torch.float64)
         self.n = 0
         self._sums: list[torch.Tensor] | None = None
@@ -63,6 +63,7 @@ class RidgeSolver:
         """Eigendecompose the centred ``X'X``; afterwards `weights` and `score` work."""
         if not self.has_data:
             raise RuntimeError("RidgeSolver.solve: no training batches were added")
+        assert self._sums is not None  # has_data: batches were added
         sum_x, sum_y, xx, xy = self._sums
         mean_x, mean_y = sum_x / self.n, sum_y / self.n
         eigvals, eigvecs = torch.linalg.eigh(xx - self.n * torch.outer(mean_x, mean_x))
@@ -76,9 +77,14 @@ class RidgeSolver:
         self.sse.zero_()
         self.n_scored = 0
 
+    def _solved(self) -> dict[str, torch.Tensor]:
+        if self._solution is None:
+            raise RuntimeError("RidgeSolver: call solve() before score() or weights()")
+        return self._solution
+
     def score(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Add the squared error of every strength on a held-out batch."""
-        s = self._solution
+        s = self._solved()
         z = (x.double() - s["mean_x"]) @ s["eigvecs"]
         target = y.double() - s["mean_y"]
         for k, alpha in enumerate(self.alphas):
@@ -94,7 +100,7 @@ class RidgeSolver:
 
     def weights(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weights [n_in, n_out], bias [n_out])`` for strength ``alpha``."""
-        s = self._solution
+        s = self._solved()
         weights = s["eigvecs"] @ (s["projected"] / (s["eigvals"] + alpha)[:, None])
         return weights, s["mean_y"] - s["mean_x"] @ weights
 
@@ -155,6 +161,8 @@ class RidgeDecoder(Decoder):
     True
     """
 
+    alpha: torch.Tensor
+
     def __init__(
         self,
         n_inputs: int,
@@ -194,7 +202,9 @@ class RidgeDecoder(Decoder):
         """Accumulate the batch into the closed-form solution (no gradients)."""
         responses, images = batch
         self.solver.add(self.scaler(responses), images.flatten(1))
-        self.optimizers().step()
+        optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)  # configure_optimizers returns one
+        optimizer.step()
 
     def on_validation_epoch_start(self) -> None:
         """Solve for every strength from the statistics gathered so far."""

@@ -86,7 +86,7 @@ class SID(Decoder):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over all parameters, as in the reference."""
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
 
 
 @DECODERS.register("improved_sid")
@@ -134,6 +134,8 @@ class ImprovedSID(Decoder):
     torch.Size([3, 1, 32, 32])
     """
 
+    converter_ready: torch.Tensor
+
     def __init__(
         self,
         n_inputs: int,
@@ -158,24 +160,25 @@ class ImprovedSID(Decoder):
         self.converter = nn.Linear(self.n_inputs, n_pixels)
         self.nonlinear = nn.Sequential()
         if hidden:
-            self.nonlinear = nn.Sequential(
-                nn.Linear(self.n_inputs, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_pixels)
-            )
-            nn.init.zeros_(self.nonlinear[2].weight)
-            nn.init.zeros_(self.nonlinear[2].bias)
-        self.refiners = nn.ModuleList(
+            first, last = nn.Linear(self.n_inputs, hidden), nn.Linear(hidden, n_pixels)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.nonlinear = nn.Sequential(first, nn.ReLU(inplace=True), last)
+        unets = [
             UNet(channels, channels, base_channels=base_channels, depth=depth)
             for _ in range(refiners)
-        )
-        for refiner in self.refiners:
-            nn.init.zeros_(refiner.out.weight)
-            nn.init.zeros_(refiner.out.bias)
+        ]
+        for unet in unets:
+            assert unet.out.bias is not None  # a Conv2d with bias
+            nn.init.zeros_(unet.out.weight)
+            nn.init.zeros_(unet.out.bias)
+        self.refiners = nn.ModuleList(unets)
         self.refiners.to(memory_format=torch.channels_last)
         self.register_buffer("converter_ready", torch.tensor(converter_init == "random"))
 
     def on_fit_start(self) -> None:
         """Set the converter to the ridge solution on the training split (once)."""
-        datamodule = self.trainer.datamodule
+        datamodule = getattr(self.trainer, "datamodule", None)
         if bool(self.converter_ready) or datamodule is None:
             return
 
@@ -213,17 +216,17 @@ class ImprovedSID(Decoder):
         each = torch.stack([nn.functional.mse_loss(image, images) for image in refined])
         self.log("train_mse", each.mean(), batch_size=len(images))
         loss = each.sum()  # disjoint parameters: every refiner learns as if it trained alone
-        return loss + self.hparams.intermediate_weight * nn.functional.mse_loss(coarse, images)
+        return loss + self.hparams["intermediate_weight"] * nn.functional.mse_loss(coarse, images)
 
     def configure_optimizers(self):
         """AdamW for the refiners and the converter, on a one-cycle schedule per step."""
-        lr = self.hparams.lr
-        converter_lr = lr * self.hparams.converter_lr_scale
+        lr = self.hparams["lr"]
+        converter_lr = lr * self.hparams["converter_lr_scale"]
         optimizer = torch.optim.AdamW(
             [
                 {
                     "params": [*self.refiners.parameters(), *self.nonlinear.parameters()],
-                    "weight_decay": self.hparams.weight_decay,
+                    "weight_decay": self.hparams["weight_decay"],
                 },
                 {"params": self.converter.parameters(), "lr": converter_lr, "weight_decay": 0.0},
             ],

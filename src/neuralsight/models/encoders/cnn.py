@@ -209,6 +209,8 @@ class CNNEncoder(Encoder):
     torch.Size([3, 10, 1])
     """
 
+    positions_ready: torch.Tensor
+
     def __init__(
         self,
         n_inputs: int,
@@ -240,7 +242,7 @@ class CNNEncoder(Encoder):
 
     def on_fit_start(self) -> None:
         """Start the readout positions at the units' linear RF centres (once)."""
-        datamodule = self.trainer.datamodule
+        datamodule = getattr(self.trainer, "datamodule", None)
         if bool(self.positions_ready) or datamodule is None:
             return
         self.init_positions_from(datamodule.train_dataloader())
@@ -268,7 +270,7 @@ class CNNEncoder(Encoder):
                 {"params": others},
                 {
                     "params": spatial,
-                    "lr": self.lr * self.hparams.position_lr_scale,
+                    "lr": self.lr * self.hparams["position_lr_scale"],
                     "weight_decay": 0.0,
                 },
             ],
@@ -278,7 +280,7 @@ class CNNEncoder(Encoder):
 
     def regularisation(self) -> torch.Tensor:
         """L1 penalty on the readout's channel weights."""
-        return self.hparams.readout_l1 * self.readout.weights.abs().sum()
+        return self.hparams["readout_l1"] * self.readout.weights.abs().sum()
 
     def rf_positions(self) -> np.ndarray:
         """Learned readout positions ``[n_units, 2]`` (x, y), normalised [-1, 1] coordinates.

@@ -70,12 +70,12 @@ class LNEncoder(Encoder):
 
     def regularisation(self) -> torch.Tensor:
         """Weighted squared Laplacian of the filters (smoothness)."""
-        if not self.hparams.smoothness:
+        if not self.hparams["smoothness"]:
             return self.filters.new_zeros(())
         kernel = _LAPLACIAN.to(self.filters)[None, None]
         flat = self.filters.flatten(0, 1)[:, None]
         curvature = F.conv2d(flat, kernel, padding=1)
-        return self.hparams.smoothness * curvature.square().sum() / len(self.filters)
+        return self.hparams["smoothness"] * curvature.square().sum() / len(self.filters)
 
     def rf_positions(self) -> np.ndarray:
         """Estimated RF centres ``[n_units, 2]`` (x, y), normalised [-1, 1] coordinates.
