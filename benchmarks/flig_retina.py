@@ -53,11 +53,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import yaml
 
 from machine import describe_machine, print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
+from neuralsight.lightning_cli import load_config
 from neuralsight.metrics import mean_image, rf_centre_errors, score_decoder, score_encoder
 from neuralsight.models.decoders import FLIG, RidgeDecoder
 from neuralsight.models.encoders import CNNEncoder, LNEncoder
@@ -70,8 +70,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def read_config(name: str) -> tuple[dict, int]:
     """A config's model arguments and ``trainer.max_epochs`` (``configs/<name>.yaml``)."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
-    return config["model"]["init_args"], int(config["trainer"]["max_epochs"])
+    settings = load_config(CONFIGS / f"{name}.yaml")
+    return settings.model, int(settings.trainer["max_epochs"])
 
 
 FLIG_CONFIG, FLIG_EPOCHS = read_config("flig_retina")

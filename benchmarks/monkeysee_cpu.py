@@ -75,9 +75,10 @@ from machine import describe_run, print_document
 from neuralsight.analysis.conditions import feature_extractor, write_conditions
 from neuralsight.analysis.fields import field_coverage, field_summary, model_fields
 from neuralsight.analysis.occlusion import evaluate_occlusion
-from neuralsight.analysis.training import TrainingSettings, build_monkeysee, train_monkeysee
+from neuralsight.analysis.training import MONKEYSEE_CLASS
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
+from neuralsight.lightning_cli import TrainingSettings, build_model, train_model
 from neuralsight.metrics import score_decoder
 from neuralsight.models.decoders import RidgeDecoder
 from neuralsight.pretrained import load_pretrained
@@ -147,6 +148,7 @@ def electrode_codes(args: argparse.Namespace, mapping: str) -> dict[str, int]:
 def training(args: argparse.Namespace, mapping: str, vgg_weights: str) -> TrainingSettings:
     """The paper's losses and optimiser, sized for a CPU."""
     return TrainingSettings(
+        model_class=MONKEYSEE_CLASS,
         model={
             "mapping": mapping,
             "base_channels": args.base_channels,
@@ -250,7 +252,7 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
         if name == "ridge":
             model = train_ridge(dataset, args.seed)
         else:
-            model = train_monkeysee(
+            model = train_model(
                 dataset, training(args, name, vgg_weights), out, name=name, progress=False
             )
         seconds = time.perf_counter() - tick
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
 
     results["model_checks_failed_metrics"] = model_checks(results["models"])
     if "end_to_end" in models:
-        start = build_monkeysee(dataset, training(args, "end_to_end", vgg_weights))
+        start = build_model(dataset, training(args, "end_to_end", vgg_weights))
         results["learned_fields"] = fields_summary(models["end_to_end"], dataset)
         results["fields_at_start"] = fields_summary(start, dataset)
     if "spatial" in models:

@@ -55,6 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from machine import achieved, describe_machine, matmul_peak, print_document
 from neuralsight.data import NeuralDataModule
+from neuralsight.train import make_trainer
 from workloads import DECODERS, build_decoder, make_data, n_inputs
 
 
@@ -100,20 +101,16 @@ def window_rates(stamps: Sequence[float], warmups: int, steps: int, batch_size: 
     return [steps * batch_size / (b - a) for a, b in itertools.pairwise(edges)]
 
 
-def make_trainer(device: str, precision: str, n_batches: int, clock: BatchClock) -> L.Trainer:
-    """A Trainer for ``n_batches`` training batches and nothing else (no validation, no logs)."""
-    return L.Trainer(
-        accelerator=torch.device(device).type,
-        devices=1,
-        precision=precision,
+def speed_trainer(device: str, precision: str, n_batches: int, clock: BatchClock) -> L.Trainer:
+    """The package's Trainer (`neuralsight.train.make_trainer`) for ``n_batches`` training
+    batches and nothing else (no validation, no logs, no checkpoints, no progress bar)."""
+    return make_trainer(
         max_epochs=1,
+        progress=False,
+        accelerator=torch.device(device).type,
+        precision=precision,
         limit_train_batches=n_batches,
         limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[clock],
     )
 
@@ -175,7 +172,7 @@ def time_training(
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
-            trainer = make_trainer(args.device, precision, n_batches, clock)
+            trainer = speed_trainer(args.device, precision, n_batches, clock)
             trainer.fit(torch.compile(module) if compiled else module, datamodule)
             fit_s = time.perf_counter() - start
             if plain_loop and module.automatic_optimization:

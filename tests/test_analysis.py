@@ -17,7 +17,6 @@ from neuralsight.analysis import (
     field_summary,
     field_table,
     fill_values,
-    load_config,
     load_monkeysee,
     median_distance_sigmas,
     model_fields,
@@ -28,13 +27,13 @@ from neuralsight.analysis import (
     painted_pixels,
     prestimulus_baseline,
     restrict_to_area,
-    train_monkeysee,
     training_settings,
     true_fields,
     window_conditions,
 )
 from neuralsight.analysis.occlusion import area_mask, window_mask
 from neuralsight.cli import main
+from neuralsight.lightning_cli import train_model
 from neuralsight.models.decoders import MonkeySee
 from neuralsight.models.decoders.monkeysee import unit_info
 from neuralsight.simulate.cortex import simulate_cortex
@@ -83,7 +82,7 @@ def _settings(**model):
 @pytest.fixture(scope="module")
 def spatial_ckpt(cortex, tmp_path_factory):
     out = tmp_path_factory.mktemp("spatial")
-    train_monkeysee(cortex, _settings(), out, name="spatial", progress=False)
+    train_model(cortex, _settings(), out, name="spatial", progress=False)
     return out / "checkpoints" / "spatial.ckpt"
 
 
@@ -283,12 +282,55 @@ def test_configs_load_for_the_training_analyses():
     from pathlib import Path
 
     path = Path(__file__).parents[1] / "configs" / "monkeysee_end_to_end.yaml"
-    settings = load_config(path)
+    settings = training_settings(path)
     assert settings.model["mapping"] == "end_to_end" and "path" not in settings.data
     assert settings.trainer == {"max_epochs": 75, "accelerator": "auto", "precision": "32-true"}
     override = training_settings(path, {"lr": 1e-3}, max_steps=10, batch_size=2)
     assert override.trainer["max_steps"] == 10 and override.trainer["max_epochs"] == -1
     assert override.model["lr"] == 1e-3 and override.data["batch_size"] == 2
+
+
+def _config(tmp_path, class_path: str, **init_args) -> str:
+    path = tmp_path / "model.yaml"
+    model = {"class_path": class_path, "init_args": init_args}
+    path.write_text(json.dumps({"model": model, "trainer": {"max_epochs": 1}}))
+    return str(path)
+
+
+def test_single_area_trains_any_decoder_config(cortex_file, tmp_path):
+    config = _config(tmp_path, "neuralsight.models.decoders.RidgeDecoder")
+    argv = ["analyze", "single-area", "--config", config, "--dataset", str(cortex_file)]
+    out = tmp_path / "ridge"
+    assert main([*argv, "--out", str(out), "--areas", "V1", "all", "--no-features"]) == 0
+    table = pd.read_csv(out / "metrics.csv", index_col="condition")
+    assert table.index.tolist() == ["V1", "all"] and table["n_units"].tolist() == [4, 12]
+    training = json.loads((out / "run.json").read_text())["training"]
+    assert training["model_class"] == "neuralsight.models.decoders.RidgeDecoder"
+
+
+@pytest.mark.parametrize(
+    ("analysis", "class_path", "message"),
+    [
+        ("ablation", "neuralsight.models.decoders.RidgeDecoder", "RidgeDecoder has none"),
+        ("single-area", "neuralsight.models.encoders.LNEncoder", "needs a decoder"),
+        ("ablation", "neuralsight.models.decoders.NoSuchModel", "no attribute .NoSuchModel"),
+    ],
+)
+def test_an_analysis_says_which_capability_a_config_lacks(
+    cortex_file, tmp_path, analysis, class_path, message
+):
+    config = _config(tmp_path, class_path)
+    argv = ["analyze", analysis, "--config", config, "--dataset", str(cortex_file)]
+    with pytest.raises((SystemExit, ValueError), match=message):
+        main([*argv, "--out", str(tmp_path / "out"), "--no-features"])
+
+
+def test_a_config_with_a_wrong_field_is_refused_naming_file_and_field(tmp_path):
+    config = _config(tmp_path, "neuralsight.models.decoders.MonkeySee", mappng="dense")
+    with pytest.raises(ValueError, match=r"(?s)model\.yaml.*Option .mappng. is not accepted"):
+        training_settings(config)
+    with pytest.raises(FileNotFoundError, match="no such config file"):
+        training_settings(tmp_path / "absent.yaml")
 
 
 # ---------------------------------------------------------------------- learned fields
@@ -366,7 +408,7 @@ def test_untrained_end_to_end_fields_equal_the_true_ones(cortex):
 def test_cli_analyze_fields_writes_the_map_and_the_median_distance(cortex, cortex_file, tmp_path):
     out = tmp_path / "e2e"
     frozen = _settings(mapping="end_to_end", lr=0.0)
-    model = train_monkeysee(cortex, frozen, out, name="e2e", progress=False)
+    model = train_model(cortex, frozen, out, name="e2e", progress=False)
     assert torch.equal(
         model.input_map.mu_x.detach(),
         torch.tensor(cortex.units["rf_x"].to_numpy(), dtype=torch.float32),

@@ -12,10 +12,15 @@
 - ``neuralsight demo``: the main job, end to end on embedded data.
 - ``neuralsight stream``: a video encoded to spikes and decoded frame by frame, timed, to MP4.
 - ``neuralsight report RUN_DIR``: one self-contained HTML page for a run folder.
-- ``neuralsight analyze occlusion | fields | single-area | ablation``: analyses of MonkeySee
-  models (`neuralsight.analysis`), each writing figures, tables and a report into ``--out``;
-  ``single-area`` and ``ablation`` train, from a MonkeySee YAML config (``--config``) with
-  ``--max-epochs`` / ``--max-steps`` and ``-o KEY=VALUE`` model options.
+- ``neuralsight analyze occlusion | fields | single-area | ablation``: analyses of trained
+  decoders (`neuralsight.analysis`), each writing figures, tables and a report into ``--out``;
+  ``single-area`` and ``ablation`` train, from any decoder's YAML config (``--config``;
+  MonkeySee without one) with ``--max-epochs`` / ``--max-steps`` and ``-o KEY=VALUE`` model
+  options.
+
+Quiet by default: Lightning's banners and known third-party warnings are silenced
+(`neuralsight.quiet`); ``neuralsight --verbose COMMAND ...`` (any command, the training
+commands too) shows them.
 """
 
 from __future__ import annotations
@@ -30,11 +35,18 @@ from pathlib import Path
 import yaml
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+VERBOSE_FLAG = "--verbose"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuralsight`` command line; returns the exit status."""
+    from neuralsight.quiet import set_verbose, silence_third_party
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [VERBOSE_FLAG]:
+        argv = argv[1:]
+        set_verbose(True)
+    silence_third_party()
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from neuralsight.lightning_cli import run_lightning_cli
 
@@ -54,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reconstruct what an eye or a brain saw from neural activity, and back.",
         epilog=f"Training commands ({', '.join(LIGHTNING_COMMANDS)}) take a LightningCLI "
         "config: neuralsight fit --config configs/sid_retina_natural.yaml",
+    )
+    parser.add_argument(
+        VERBOSE_FLAG,
+        action="store_true",
+        help="show Lightning's banners and third-party warnings (before the command)",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_simulate(commands)
@@ -319,7 +336,7 @@ def _run_report(args) -> int:
 
 
 def _add_analyze(commands) -> None:
-    p = commands.add_parser("analyze", help="analyses of MonkeySee models (occlusion, RFs, ...)")
+    p = commands.add_parser("analyze", help="analyses of trained decoders (occlusion, RFs, ...)")
     analyses = p.add_subparsers(title="analyses", metavar="ANALYSIS")
     p.set_defaults(run=lambda _: p.print_help() or 2)
 
@@ -368,15 +385,15 @@ def _add_analyze(commands) -> None:
     single.set_defaults(run=_run_analyze_single_area)
 
     ablation = analyses.add_parser(
-        "ablation", help="train and score MonkeySee with each loss term switched off"
+        "ablation", help="train and score a decoder with each loss term switched off"
     )
     _add_training_options(ablation)
     ablation.add_argument(
         "--terms",
         nargs="+",
-        choices=("adversarial", "feature", "pixel"),
         default=None,
-        help="loss terms to switch off one at a time (default all)",
+        help="loss terms (<term>_weight arguments, e.g. MonkeySee's adversarial, feature, "
+        "pixel) to switch off one at a time (default all)",
     )
     ablation.set_defaults(run=_run_analyze_ablation)
 
@@ -393,8 +410,12 @@ def _add_feature_options(p) -> None:
 def _add_training_options(p) -> None:
     p.add_argument("--dataset", required=True, help="dataset file to train and test on")
     p.add_argument("--out", required=True, help="output folder (checkpoints, figures, report)")
-    p.add_argument("--config", default=None, help="MonkeySee YAML config (configs/monkeysee_*)")
-    _add_key_value_option(p, "MonkeySee", "mapping=dense")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="any decoder's YAML config (configs/*.yaml); default MonkeySee's defaults",
+    )
+    _add_key_value_option(p, "model", "mapping=dense")
     p.add_argument("--max-epochs", type=int, default=None, help="overrides the config")
     p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (2 per batch)")
     p.add_argument("--batch-size", type=int, default=None, help="overrides the config")
@@ -450,16 +471,19 @@ def _training_args(args) -> tuple:
     from neuralsight.analysis.training import training_settings
     from neuralsight.data.dataset import NeuralDataset
 
-    settings = training_settings(
-        args.config,
-        model_options=parse_options(args.option),
-        max_epochs=args.max_epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        accelerator=args.accelerator,
-        seed=args.seed,
-    )
+    try:
+        settings = training_settings(
+            args.config,
+            model_options=parse_options(args.option),
+            max_epochs=args.max_epochs,
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            accelerator=args.accelerator,
+            seed=args.seed,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"neuralsight analyze: {error}") from None
     features = {
         "weights": args.weights,
         "feature_size": args.feature_size,

@@ -3,7 +3,8 @@
 Lightning announces every Trainer ("GPU available: False, used: False", a "litlogger" tip,
 "`Trainer.fit` stopped: ...", "Seed set to 0") and torch / Lightning raise a few warnings
 that are not the user's to act on (a ``LeafSpec`` deprecation inside Lightning, hints about
-logging intervals and loader workers for neuralsight's own loaders). `silence_third_party`
+logging intervals and loader workers for neuralsight's own loaders, the TensorBoard notice:
+neuralsight's reports read the CSV log). `silence_third_party`
 turns those off: Lightning's loggers (``lightning.pytorch``, ``lightning.fabric``) go to
 ``WARNING`` and the known warnings of `KNOWN_WARNINGS`, matched by category and message,
 are ignored. Lightning's warnings about the user's own settings and its progress bar stay.
@@ -28,6 +29,7 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"The '\w+' does not have many workers"),
     (UserWarning, r"GPU available but not used"),
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
+    (UserWarning, r"Starting from v1\.9\.0, `tensorboardX` has been removed"),
 )
 """``(category, message regex)`` of the third-party warnings silenced by default."""
 

@@ -3,10 +3,11 @@
 - `occlusion`: responses of chosen areas or outside a time window replaced by their
   pre-stimulus baseline or zeros, and a trained decoder scored under every condition;
 - `single_area`: the data set of one area's units, and one model trained per area;
-- `ablation`: MonkeySee retrained with each loss term switched off;
+- `ablation`: a decoder retrained with each loss term switched off;
 - `fields`: learned receptive fields of the end-to-end model against the true ones;
 - `conditions`: scoring a set of conditions and writing figures, tables and the report;
-- `training`: configs, training and checkpoint loading shared by the analyses.
+- `training`: the analyses' configs (any decoder's, via `neuralsight.lightning_cli`) and
+  checkpoint loading.
 
 Each ``run_*`` function writes one folder (PNG figures, CSV and JSON tables, ``run.json``,
 ``report.html``) and backs a ``neuralsight analyze`` subcommand.
@@ -46,31 +47,21 @@ from neuralsight.analysis.occlusion import (
     window_conditions,
 )
 from neuralsight.analysis.single_area import restrict_to_area, run_single_area
-from neuralsight.analysis.training import (
-    TrainingSettings,
-    build_monkeysee,
-    load_config,
-    load_monkeysee,
-    train_monkeysee,
-    training_settings,
-)
+from neuralsight.analysis.training import load_monkeysee, require_decoder, training_settings
 
 __all__ = [
     "CONV_LAYERS",
     "ConditionResults",
     "OcclusionCondition",
-    "TrainingSettings",
     "ablation_conditions",
     "apply_condition",
     "area_conditions",
-    "build_monkeysee",
     "evaluate_occlusion",
     "feature_extractor",
     "field_coverage",
     "field_summary",
     "field_table",
     "fill_values",
-    "load_config",
     "load_monkeysee",
     "median_distance_sigmas",
     "model_fields",
@@ -80,13 +71,13 @@ __all__ = [
     "painted_pixel_fraction",
     "painted_pixels",
     "prestimulus_baseline",
+    "require_decoder",
     "restrict_to_area",
     "run_ablation",
     "run_fields",
     "run_occlusion",
     "run_single_area",
     "score_conditions",
-    "train_monkeysee",
     "training_mean",
     "training_settings",
     "true_fields",

@@ -1,9 +1,11 @@
-"""Loss ablations: MonkeySee retrained with one loss term switched off at a time.
+"""Loss ablations: a decoder retrained with one loss term switched off at a time.
 
+A decoder's loss terms are its ``<term>_weight`` keyword arguments (`loss_terms`).
 MonkeySee's generator loss is ``adversarial_weight`` x adversarial + ``feature_weight`` x
-VGG19 features + ``pixel_weight`` x L1 (0.01, 1.0, 0.5 in the paper). `ablation_conditions`
-gives the full model and, for each term that is on, the model with that weight set to 0
-(``"no adversarial"`` also drops the discriminator); `run_ablation` trains them all with the
+VGG19 features + ``pixel_weight`` x L1 (0.01, 1.0, 0.5 in the paper); FLIG weighs its
+reconstruction, latent and image terms the same way. `ablation_conditions` gives the full
+model and, for each term that is on, the model with that weight set to 0 (MonkeySee's
+``"no adversarial"`` also drops the discriminator); `run_ablation` trains them all with the
 same settings and seed and scores them side by side on the held-out images.
 """
 
@@ -23,37 +25,58 @@ from neuralsight.analysis.conditions import (
     score_conditions,
     write_conditions,
 )
-from neuralsight.analysis.training import TrainingSettings, train_monkeysee
+from neuralsight.analysis.training import require_decoder
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.lightning_cli import TrainingSettings, train_model
 from neuralsight.metrics.score import held_out_pairs
 from neuralsight.models.decoders.monkeysee import MonkeySee
 
-LOSS_TERMS = ("adversarial", "feature", "pixel")
 FULL = "full"
 
 
-def loss_weights(model_options: dict[str, Any]) -> dict[str, float]:
-    """The three loss weights of a MonkeySee built with ``model_options`` (defaults filled).
+def loss_terms(model: type = MonkeySee) -> tuple[str, ...]:
+    """The loss terms ``model`` weighs: its ``<term>_weight`` arguments with a numeric default.
+
+    Examples
+    --------
+    >>> loss_terms()
+    ('adversarial', 'feature', 'pixel')
+    >>> from neuralsight.models.decoders import RidgeDecoder
+    >>> loss_terms(RidgeDecoder)
+    ()
+    """
+    return tuple(
+        name.removesuffix("_weight")
+        for name, parameter in inspect.signature(model).parameters.items()
+        if name.endswith("_weight")
+        and isinstance(parameter.default, int | float)
+        and not isinstance(parameter.default, bool)
+    )
+
+
+def loss_weights(model_options: dict[str, Any], model: type = MonkeySee) -> dict[str, float]:
+    """The loss weights of a ``model`` built with ``model_options`` (defaults filled).
 
     Examples
     --------
     >>> loss_weights({"feature_weight": 0.0})
     {'adversarial': 0.01, 'feature': 0.0, 'pixel': 0.5}
     """
-    defaults = inspect.signature(MonkeySee).parameters
+    defaults = inspect.signature(model).parameters
     return {
         term: float(model_options.get(f"{term}_weight", defaults[f"{term}_weight"].default))
-        for term in LOSS_TERMS
+        for term in loss_terms(model)
     }
 
 
 def ablation_conditions(
-    model_options: dict[str, Any], terms: Sequence[str] | None = None
+    model_options: dict[str, Any], terms: Sequence[str] | None = None, model: type = MonkeySee
 ) -> dict[str, dict[str, float]]:
     """``{condition: loss weights}``: ``"full"``, then ``"no <term>"`` for each term that is on.
 
-    ``terms`` limits the terms switched off (default all three). A condition that would
-    leave no positive weight is left out.
+    ``terms`` limits the terms switched off (default all of ``model``'s). A condition that
+    would leave no positive weight is left out. A model without loss weights cannot be
+    ablated (a clear error).
 
     Examples
     --------
@@ -62,11 +85,17 @@ def ablation_conditions(
     >>> ablation_conditions({"feature_weight": 0})["no pixel"]
     {'adversarial_weight': 0.01, 'feature_weight': 0.0, 'pixel_weight': 0.0}
     """
-    terms = list(terms) if terms else list(LOSS_TERMS)
-    unknown = [t for t in terms if t not in LOSS_TERMS]
+    known = loss_terms(model)
+    if not known:
+        raise ValueError(
+            f"ablation switches off loss terms (keyword arguments named <term>_weight); "
+            f"{model.__name__} has none"
+        )
+    terms = list(terms) if terms else list(known)
+    unknown = [t for t in terms if t not in known]
     if unknown:
-        raise ValueError(f"unknown loss term(s) {unknown}; expected some of {list(LOSS_TERMS)}")
-    weights = loss_weights(model_options)
+        raise ValueError(f"unknown loss term(s) {unknown}; expected some of {list(known)}")
+    weights = loss_weights(model_options, model)
     full = {f"{t}_weight": w for t, w in weights.items()}
     conditions = {FULL: full}
     for term in terms:
@@ -99,11 +128,12 @@ def run_ablation(
     ...              "outputs/ablation")  # doctest: +SKIP
     PosixPath('outputs/ablation/report.html')
     """
-    conditions = ablation_conditions(settings.model, terms)
+    model_class = require_decoder(settings, "ablation")
+    conditions = ablation_conditions(settings.model, terms, model_class)
     responses, targets, ids = held_out_pairs(dataset)
     reconstructions: dict[str, np.ndarray] = {}
     for name, loss in conditions.items():
-        model = train_monkeysee(
+        model = train_model(
             dataset,
             settings.with_model(**loss),
             out,
@@ -113,7 +143,7 @@ def run_ablation(
         reconstructions[name] = model.reconstruct(responses)
     extractor = feature_extractor(weights, input_size=feature_size) if features else None
     table = score_conditions(reconstructions, dataset, ids, extractor)
-    for term in LOSS_TERMS:
+    for term in loss_terms(model_class):
         table.insert(0, f"{term}_weight", [conditions[c][f"{term}_weight"] for c in table.index])
     meta = {
         "dataset": dataset.source,

@@ -5,7 +5,8 @@ single-area model asks what can be learned from that area alone (MonkeySee train
 on V1, V4 and IT separately). `restrict_to_area` builds the data set of one area's units
 (same stimuli, trials, bins and split), so the same configs and training run on it
 unchanged; `run_single_area` trains one model per area (``"all"``: no restriction) and
-scores them side by side on the held-out images.
+scores them side by side on the held-out images. Any decoder config serves: each model is
+built for its subset's units (`neuralsight.lightning_cli.build_model`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from neuralsight.analysis.conditions import (
     write_conditions,
 )
 from neuralsight.analysis.occlusion import area_mask, unit_areas
-from neuralsight.analysis.training import TrainingSettings, train_monkeysee
+from neuralsight.analysis.training import require_decoder
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.lightning_cli import TrainingSettings, train_model
 from neuralsight.metrics.score import held_out_pairs
 
 ALL_AREAS = "all"
@@ -98,7 +100,7 @@ def run_single_area(
     features: bool = True,
     progress: bool = True,
 ) -> Path:
-    """Train a MonkeySee per area (``"all"``: every unit), score all, write the folder ``out``.
+    """Train a decoder per area (``"all"``: every unit), score all, write the folder ``out``.
 
     Checkpoints go to ``out/checkpoints/<area>.ckpt``; the figures, tables and report are
     those of `write_conditions`, one condition per area. ``areas`` defaults to every area
@@ -111,6 +113,7 @@ def run_single_area(
     ...                 "outputs/single_area")  # doctest: +SKIP
     PosixPath('outputs/single_area/report.html')
     """
+    require_decoder(settings, "single-area")
     present = list(dict.fromkeys(unit_areas(dataset.units)))
     areas = list(areas) if areas else present
     unknown = [a for a in areas if a != ALL_AREAS and a not in present]
@@ -125,7 +128,7 @@ def run_single_area(
     for area in areas:
         path = Path(out) / "data" / f"{area}.h5" if dataset.is_lazy else None
         subset = dataset if area == ALL_AREAS else restrict_to_area(dataset, area, path)
-        model = train_monkeysee(subset, settings, out, name=area, progress=progress)
+        model = train_model(subset, settings, out, name=area, progress=progress)
         responses, _, _ = held_out_pairs(subset)
         reconstructions[area] = model.reconstruct(responses)
         units[area] = subset.n_units

@@ -1,118 +1,57 @@
-"""Training and loading MonkeySee models for the analyses, from the same YAML configs.
+"""What the analyses that train read: any decoder's YAML config, with command-line overrides.
 
 The analyses that train (single-area models, loss ablations) read the same LightningCLI
-configs as ``neuralsight fit`` (``configs/monkeysee_*.yaml``), so their models are the
-published ones:
-
-- ``model.init_args`` become `MonkeySee` keyword arguments (``n_inputs``, ``image_shape``
-  and the units come from the data set);
-- ``data``: ``batch_size``, ``val_fraction``, ``average_repeats``, ``num_workers``,
-  ``shuffle`` and ``control`` go to the `NeuralDataModule` (``path`` is replaced by the data
-  set the analysis is given);
-- ``trainer``: `TRAINER_KEYS` go to the Trainer (one device; ``default_root_dir`` is the
-  analysis folder);
-- ``seed_everything`` seeds the run.
-
-Command-line flags (``--max-epochs``, ``--max-steps``, ``--batch-size``, ``-o KEY=VALUE``
-model options) override the config. Checkpoints are loaded with `load_monkeysee`.
+configs as ``neuralsight fit`` (``configs/*.yaml``) with the same loader
+(`neuralsight.lightning_cli.load_config`), so their models are the published ones, and
+train them with `neuralsight.lightning_cli.train_model`. `training_settings` adds what an
+analysis changes: the data set it is given replaces ``data.path``, it trains on one device
+into its own folder (``trainer.devices`` and ``trainer.default_root_dir`` are dropped), and
+command-line flags (``--max-epochs``, ``--max-steps``, ``--batch-size``, ``-o KEY=VALUE``
+model options) override the config. Without a config the model is MonkeySee.
+`require_decoder` says clearly when a config's model cannot serve an analysis. Checkpoints
+are loaded with `load_monkeysee`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
-import yaml
 
-from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.lightning_cli import (
+    DATA_SOURCE_KEYS,
+    TrainingSettings,
+    load_config,
+    model_class,
+)
 from neuralsight.models.decoders.base import Decoder
-from neuralsight.models.decoders.monkeysee import MonkeySee, unit_info
-from neuralsight.train import fit
+from neuralsight.models.decoders.monkeysee import MonkeySee
 
 MONKEYSEE_CLASS = "neuralsight.models.decoders.MonkeySee"
-DATA_KEYS = ("batch_size", "val_fraction", "average_repeats", "num_workers", "shuffle", "control")
-TRAINER_KEYS = (
-    "max_epochs",
-    "max_steps",
-    "accelerator",
-    "precision",
-    "limit_train_batches",
-    "limit_val_batches",
-)
 DEFAULT_DATA = {"batch_size": 8, "val_fraction": 0.05, "average_repeats": True}
 DEFAULT_MAX_EPOCHS = 10
-DERIVED_MODEL_KEYS = ("n_inputs", "image_shape")
+ANALYSIS_DROPS_TRAINER = ("devices", "default_root_dir")
+"""Trainer settings an analysis replaces: one device, its own output folder."""
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """What an analysis trains with: model options, DataModule options, Trainer options, seed.
-
-    Examples
-    --------
-    >>> settings = TrainingSettings(model={"mapping": "dense"})
-    >>> settings.data["batch_size"], settings.trainer["max_epochs"]
-    (8, 10)
-    """
-
-    model: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_DATA))
-    trainer: dict[str, Any] = field(default_factory=lambda: {"max_epochs": DEFAULT_MAX_EPOCHS})
-    seed: int = 0
-
-    def with_model(self, **options: Any) -> TrainingSettings:
-        """A copy with some model options changed."""
-        return replace(self, model={**self.model, **options})
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for ``run.json``."""
-        return {"model": self.model, "data": self.data, "trainer": self.trainer, "seed": self.seed}
-
-
-def load_config(path: str | os.PathLike) -> TrainingSettings:
-    """`TrainingSettings` from a MonkeySee LightningCLI YAML config.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "c.yaml")
-    >>> _ = open(path, "w").write(
-    ...     "model:\\n  class_path: neuralsight.models.decoders.MonkeySee\\n"
-    ...     "  init_args: {mapping: dense}\\ndata: {path: x.h5, batch_size: 4}\\n"
-    ...     "trainer: {max_epochs: 2, devices: auto}\\n")
-    >>> settings = load_config(path)
-    >>> settings.model, settings.data["batch_size"], settings.trainer
-    ({'mapping': 'dense'}, 4, {'max_epochs': 2})
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    config = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: a config must be a YAML mapping, found {type(config).__name__}")
-    model = config.get("model") or {}
-    class_path = model.get("class_path", MONKEYSEE_CLASS)
-    if class_path != MONKEYSEE_CLASS:
-        raise ValueError(
-            f"{path}: field 'model.class_path' must be {MONKEYSEE_CLASS!r} for the MonkeySee "
-            f"analyses, found {class_path!r}"
-        )
-    init_args = {
-        k: v for k, v in (model.get("init_args") or {}).items() if k not in DERIVED_MODEL_KEYS
-    }
-    data = {k: v for k, v in (config.get("data") or {}).items() if k in DATA_KEYS}
-    trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k in TRAINER_KEYS}
-    return TrainingSettings(
-        model=init_args,
-        data={**DEFAULT_DATA, **data},
-        trainer=trainer or {"max_epochs": DEFAULT_MAX_EPOCHS},
-        seed=int(config.get("seed_everything") or 0),
-    )
+def _overrides(
+    config: str | os.PathLike | None,
+    model_options: dict[str, Any] | None,
+    trainer: dict[str, Any],
+    data: dict[str, Any],
+    seed: int | None,
+) -> dict[str, Any]:
+    """The flags as a nested mapping in the config's layout, for `load_config`."""
+    model: dict[str, Any] = {"init_args": dict(model_options or {})}
+    if config is None:
+        model["class_path"] = MONKEYSEE_CLASS
+    overrides: dict[str, Any] = {"model": model, "trainer": trainer, "data": data}
+    if seed is not None:
+        overrides["seed_everything"] = int(seed)
+    return {key: value for key, value in overrides.items() if value}
 
 
 def training_settings(
@@ -125,102 +64,60 @@ def training_settings(
     accelerator: str | None = None,
     seed: int | None = None,
 ) -> TrainingSettings:
-    """Settings from a config (or the defaults), with command-line overrides applied.
+    """Settings from a config (or MonkeySee's defaults), with command-line overrides applied.
 
     ``max_steps`` alone trains for that many optimiser steps (no epoch limit); both given,
     training stops at the first reached. Note that MonkeySee with its discriminator makes
-    two optimiser steps per batch.
+    two optimiser steps per batch. The analyses' defaults (`DEFAULT_DATA`, 10 epochs) fill
+    what the config leaves out.
 
     Examples
     --------
     >>> s = training_settings(model_options={"mapping": "dense"}, max_steps=4, batch_size=2)
-    >>> s.model, s.trainer, s.data["batch_size"]
-    ({'mapping': 'dense'}, {'max_epochs': -1, 'max_steps': 4}, 2)
+    >>> s.model_class, s.model, s.trainer, s.data["batch_size"]
+    ('neuralsight.models.decoders.MonkeySee', {'mapping': 'dense'}, {'max_epochs': -1, 'max_steps': 4}, 2)
     """
-    settings = load_config(config) if config is not None else TrainingSettings()
-    trainer = dict(settings.trainer)
+    trainer: dict[str, Any] = {}
     if max_steps is not None:
         trainer |= {"max_steps": int(max_steps), "max_epochs": -1}
     if max_epochs is not None:
         trainer["max_epochs"] = int(max_epochs)
     if accelerator is not None:
         trainer["accelerator"] = accelerator
-    data = dict(settings.data)
-    if batch_size is not None:
-        data["batch_size"] = int(batch_size)
-    if num_workers is not None:
-        data["num_workers"] = int(num_workers)
+    data = {"batch_size": batch_size, "num_workers": num_workers}
+    data = {key: int(value) for key, value in data.items() if value is not None}
+    settings = load_config(config, _overrides(config, model_options, trainer, data, seed))
+    trainer = {"max_epochs": DEFAULT_MAX_EPOCHS, **settings.trainer}
     return TrainingSettings(
-        model={**settings.model, **(model_options or {})},
-        data=data,
-        trainer=dict(sorted(trainer.items())),
-        seed=settings.seed if seed is None else int(seed),
+        model_class=settings.model_class,
+        model=settings.model,
+        data={**DEFAULT_DATA, **_without(settings.data, DATA_SOURCE_KEYS)},
+        trainer=dict(sorted(_without(trainer, ANALYSIS_DROPS_TRAINER).items())),
+        seed=settings.seed,
     )
 
 
-def build_monkeysee(dataset: NeuralDataset, settings: TrainingSettings) -> MonkeySee:
-    """The untrained `MonkeySee` that `train_monkeysee` starts from.
+def _without(options: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in keys}
 
-    The units' areas, arrays, RFs and bin edges come from ``dataset`` (`unit_info`);
-    ``settings.model`` overrides any of them (``rf_x=None`` starts every learned field at a
-    random place).
+
+def require_decoder(settings: TrainingSettings, analysis: str) -> type[Decoder]:
+    """The decoder class of ``settings``, or a clear error: ``analysis`` scores reconstructions.
 
     Examples
     --------
-    >>> from neuralsight.simulate.cortex import simulate_cortex
-    >>> images = np.random.default_rng(0).random((3, 3, 32, 32), dtype=np.float32)
-    >>> ds = simulate_cortex(images, arrays={"V1": 1}, electrodes_per_array=4, mode="window",
-    ...                      progress=False)
-    >>> settings = training_settings(model_options={"mapping": "end_to_end", "rf_x": None,
-    ...     "feature_weight": 0, "base_channels": 4, "discriminator_channels": 4})
-    >>> set(build_monkeysee(ds, settings).learned_fields()["initialised"])
-    {'random'}
+    >>> require_decoder(TrainingSettings("neuralsight.models.encoders.LNEncoder"), "ablation")
+    Traceback (most recent call last):
+    ...
+    ValueError: ablation scores reconstructed images and needs a decoder; model.class_path 'neuralsight.models.encoders.LNEncoder' is not one (a Decoder subclass)
     """
-    return MonkeySee(
-        n_inputs=dataset.n_units * dataset.n_bins,
-        image_shape=dataset.image_shape,
-        **{**unit_info(dataset), **settings.model},
-    )
-
-
-def train_monkeysee(
-    dataset: NeuralDataset,
-    settings: TrainingSettings,
-    out: str | os.PathLike | None = None,
-    name: str = "monkeysee",
-    progress: bool = True,
-) -> MonkeySee:
-    """Train a `MonkeySee` on ``dataset`` with ``settings``; returns it in eval mode.
-
-    With ``out`` the checkpoint is written to ``out/checkpoints/<name>.ckpt`` and a CSV log
-    to ``out/logs/<name>`` (`neuralsight.train.make_trainer`).
-
-    Examples
-    --------
-    >>> from neuralsight.simulate.cortex import simulate_cortex
-    >>> import numpy as np
-    >>> images = np.random.default_rng(0).random((10, 3, 32, 32), dtype=np.float32)
-    >>> ds = simulate_cortex(images[:8], images[8:], arrays={"V1": 1}, electrodes_per_array=4,
-    ...                      mode="window", progress=False)
-    >>> settings = training_settings(model_options={"feature_weight": 0, "base_channels": 4,
-    ...     "discriminator_channels": 4}, max_steps=2, batch_size=4)
-    >>> train_monkeysee(ds, settings, progress=False).reconstruct(ds).shape  # doctest: +SKIP
-    (2, 3, 32, 32)
-    """
-    L.seed_everything(settings.seed, verbose=False)
-    datamodule = NeuralDataModule(dataset=dataset, seed=settings.seed, **settings.data)
-    model = build_monkeysee(dataset, settings)
-    trainer = dict(settings.trainer)
-    max_epochs = trainer.pop("max_epochs", DEFAULT_MAX_EPOCHS)
-    return fit(
-        model,
-        datamodule,
-        max_epochs=max_epochs,
-        out_dir=out,
-        name=name,
-        progress=progress,
-        **trainer,
-    )
+    cls = model_class(settings)
+    if not issubclass(cls, Decoder):
+        raise ValueError(
+            f"{analysis} scores reconstructed images and needs a decoder; model.class_path "
+            f"{settings.model_class!r} is not one (a Decoder subclass)"
+        )
+    return cls
 
 
 def load_monkeysee(checkpoint: str | os.PathLike) -> MonkeySee:
