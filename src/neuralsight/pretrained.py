@@ -116,7 +116,7 @@ def download_allowed() -> bool:
     return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip() == "1"
 
 
-def _random_network(name: str) -> nn.Module:
+def _random_network(name: NetworkName) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         return _NETWORKS[name][0](weights=None)
@@ -128,7 +128,7 @@ def _freeze(network: nn.Module) -> nn.Module:
     return network
 
 
-def _load_state_dict_file(name: str, path: Path) -> nn.Module:
+def _load_state_dict_file(name: NetworkName, path: Path) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file for {name}")
     try:
@@ -153,7 +153,7 @@ def _load_state_dict_file(name: str, path: Path) -> nn.Module:
     return network
 
 
-def _download(name: str) -> nn.Module:
+def _download(name: NetworkName) -> nn.Module:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -165,7 +165,7 @@ def _download(name: str) -> nn.Module:
     return network
 
 
-def _how_to_provide(name: str) -> str:
+def _how_to_provide(name: NetworkName) -> str:
     return (
         f"to use ImageNet weights, put {weights_file_name(name)} (from {weights_url(name)}) at "
         f"{cache_path(name)}, pass weights=<path to a state dict>, or set "
@@ -173,7 +173,7 @@ def _how_to_provide(name: str) -> str:
     )
 
 
-def _warn_random(name: str, reason: str) -> None:
+def _warn_random(name: NetworkName, reason: str) -> None:
     message = f"{name}: ImageNet weights unavailable ({reason}); using RANDOM weights; " + (
         _how_to_provide(name)
     )
@@ -181,7 +181,7 @@ def _warn_random(name: str, reason: str) -> None:
     logger.warning(message)
 
 
-def _imagenet_or_none(name: str, allow_download: bool) -> tuple[nn.Module | None, str]:
+def _imagenet_or_none(name: NetworkName, allow_download: bool) -> tuple[nn.Module | None, str]:
     cached = cache_path(name)
     if cached.is_file():
         return _load_state_dict_file(name, cached), ""

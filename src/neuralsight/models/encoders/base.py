@@ -53,6 +53,10 @@ class Encoder(L.LightningModule):
         AdamW settings.
     """
 
+    response_mean: torch.Tensor
+    response_std: torch.Tensor
+    stats_fitted: torch.Tensor
+
     def __init__(
         self,
         n_inputs: int,
@@ -222,9 +226,9 @@ def predict_in_batches(
         unique, inverse = np.unique(ids, return_inverse=True)
         images = np.asarray(data.stimuli[unique] if len(unique) else data.stimuli[:0])
         return predict_in_batches(encode, images, split, batch_size, device)[inverse]
-    images = torch.as_tensor(np.asarray(data), dtype=torch.float32)
+    image_tensor = torch.as_tensor(np.asarray(data), dtype=torch.float32)
     with torch.inference_mode():
-        out = [encode(x.to(device)).float().cpu() for x in images.split(batch_size)]
+        out = [encode(x.to(device)).float().cpu() for x in image_tensor.split(batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
 
 
