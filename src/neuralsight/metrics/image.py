@@ -155,7 +155,8 @@ def ssim_per_image(pred: ImageBatch, target: ImageBatch, batch_size: int = 64) -
         )
         for p, t in _chunks(pred_t, target_t, batch_size)
     ]
-    return torch.cat(parts)
+    # torchmetrics types the result Tensor | tuple; a tuple comes only with return_full_image.
+    return torch.cat(parts)  # type: ignore[arg-type]
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

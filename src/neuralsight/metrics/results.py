@@ -137,7 +137,8 @@ def _write_npz(
         "format": np.array(header[0]),
         "format_version": np.array(header[1]),
     }
-    return atomic_write(Path(path), lambda handle: np.savez(handle, **fields))
+    # mypy matches **fields against savez's `allow_pickle: bool`; the keys are field names.
+    return atomic_write(Path(path), lambda handle: np.savez(handle, **fields))  # type: ignore[arg-type]
 
 
 def _read_npz(path: Path, what: str, error: type[ValueError]) -> dict[str, np.ndarray]:
