@@ -146,7 +146,7 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_conditions(
-    results: ConditionResults, out: str | Path, title: str, n_columns: int = 8
+    results: ConditionResults, out: str | os.PathLike, title: str, n_columns: int = 8
 ) -> Path:
     """Write the figures, the tables and ``run.json`` of an analysis, then its report.
 

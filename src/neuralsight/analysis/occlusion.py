@@ -308,7 +308,7 @@ def occlude_outside_window(
     return occlude(responses, values, bin_mask=~window_mask(bin_edges_ms, window_ms))
 
 
-def area_conditions(areas: Sequence[str]) -> list[OcclusionCondition]:
+def area_conditions(areas: Sequence[str] | np.ndarray) -> list[OcclusionCondition]:
     """``intact``, then ``<area> only`` for each area (with several), then ``without <area>``.
 
     Examples
@@ -518,7 +518,7 @@ def run_occlusion(
         "by": by,
         "checkpoint": str(checkpoint),
         "dataset": dataset.source,
-        "mapping": model.hparams.mapping,
+        "mapping": model.hparams["mapping"],
         "feature_size": feature_size if features else None,
     }
     return write_conditions(results, out, f"occlusion by {by} (fill: {fill})")
