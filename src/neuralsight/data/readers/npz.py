@@ -235,12 +235,7 @@ def read_npy_images(
     matrix = _response_matrix(require_file(responses_path))
     collection = ImageCollection(images_path)
     try:
-        n_images = matrix.shape[1]
-        if len(collection) != n_images:
-            raise DatasetError(
-                f"{responses_path}: field 'responses' holds {n_images} images (axis 1 of "
-                f"[units, images(, repeats)]) but {images_path} holds {len(collection)} image files"
-            )
+        n_images = _check_image_count(matrix, collection, responses_path, images_path)
         trials, stimulus_id = _trials(matrix, responses_path, average_repeats)
         test = _test_images(n_images, test_fraction, test_images, seed)
         stimuli = load_images(
@@ -257,17 +252,44 @@ def read_npy_images(
         units={"unit_id": np.arange(n_units), "area": [area] * n_units},
         bin_edges_ms=None if window_ms is None else np.asarray(window_ms, np.float64),
         split=np.where(np.isin(stimulus_id, test), "test", "train"),
-        meta={
-            "format": "npy_images",
-            "source_file": str(responses_path),
-            "images": str(images_path),
-            "image_files": collection.names,
-            "response_units": f"as stored in {responses_path.name}",
-            "averaged_repeats": average_repeats,
-            "test_images": test.tolist(),
-            "images_without_trials": int(n_images - len(np.unique(stimulus_id))),
-        },
+        meta=_npy_images_meta(
+            responses_path, images_path, collection.names, average_repeats, test, stimulus_id
+        ),
     )
+
+
+def _check_image_count(
+    matrix: np.ndarray, collection: ImageCollection, responses_path: Path, images_path: Path
+) -> int:
+    """The number of images the response matrix holds, which the collection must match."""
+    n_images = matrix.shape[1]
+    if len(collection) != n_images:
+        raise DatasetError(
+            f"{responses_path}: field 'responses' holds {n_images} images (axis 1 of "
+            f"[units, images(, repeats)]) but {images_path} holds {len(collection)} image files"
+        )
+    return n_images
+
+
+def _npy_images_meta(
+    responses_path: Path,
+    images_path: Path,
+    image_files: list[str],
+    average_repeats: bool,
+    test: np.ndarray,
+    stimulus_id: np.ndarray,
+) -> dict[str, Any]:
+    """Where an ``npy_images`` data set came from, and how its trials and split were made."""
+    return {
+        "format": "npy_images",
+        "source_file": str(responses_path),
+        "images": str(images_path),
+        "image_files": image_files,
+        "response_units": f"as stored in {responses_path.name}",
+        "averaged_repeats": average_repeats,
+        "test_images": test.tolist(),
+        "images_without_trials": int(len(image_files) - len(np.unique(stimulus_id))),
+    }
 
 
 def _response_matrix(path: Path) -> np.ndarray:

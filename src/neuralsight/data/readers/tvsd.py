@@ -23,12 +23,43 @@ Units are electrodes: ``unit_id`` is the 0-based electrode number, ``array`` is
 ``unit_id // 64``, areas follow the monkey (N: V1 1-512, V4 513-768, IT 769-1024; F: V1
 1-512, IT 513-832, V4 833-1024, 1-based), and ``reliability`` (mean of ``reliab``), ``snr``
 (mean of ``SNR`` over days), ``snr_max``, ``oracle`` and ``latency_ms`` (mean of ``lats`` over
-days) come from the file when present. Receptive fields come from an optional ``rf_path``.
+days) come from the file when present. Receptive fields in degrees of visual angle come
+from an optional ``rf_path`` (see `read_receptive_fields`) as ``rf_x``, ``rf_y``,
+``rf_sigma`` (``meta["rf_units"] = "degrees"``).
+
+By default `read` takes the normalised, window-averaged MUA of ``THINGS_normMUA.mat`` as
+responses (one bin, ``bin_edges_ms = [25, 175]``, the span of the three area windows listed
+in ``meta["windows_ms"]``): one trial per training image, and the 30 repeats of each test
+image as their own trials sharing its ``stimulus_id`` (``test_MUA``, one trial per test
+image, when ``test_MUA_reps`` is absent or ``average_test`` is set). Trials holding NaN are
+dropped and counted in ``meta["dropped_trials"]``.
+
+With ``trials_path`` responses are instead the time courses of ``THINGS_MUA_trials.mat``,
+read ``chunk_trials`` trials at a time (never whole), averaged into ``bin_ms`` bins over
+``window_ms`` (a sample at time t belongs to the bin with ``start <= t < end``); one trial
+per row of ``ALLMAT`` (only correct trials unless ``only_correct`` is false). With
+``zscore_per_day`` each electrode is z-scored within each recording day, over that day's
+trials and bins together (so the time course keeps its shape). Note the size: ~25,000
+trials x 1024 electrodes x 10 bins is ~1 GB of float32.
+
+Stimuli are the THINGS images, found under ``things_root`` (the folder holding the category
+folders, or its parent holding ``object_images``), centre-cropped and resized to
+``image_size``; training images come first, then the 100 test images. All 22,248 images at
+96 x 96 RGB take ~2.5 GB of float32 memory: use ``max_images`` (the first training images
+only; test images are always kept) or a smaller ``image_size`` for less.
+
+Examples
+--------
+>>> ds = read(["monkeyN/THINGS_normMUA.mat"], monkey="N",
+...           things_root="THINGS/object_images", max_images=1000)  # doctest: +SKIP
+>>> ds.units["area"].value_counts().to_dict()  # doctest: +SKIP
+{'V1': 512, 'V4': 256, 'IT': 256}
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,26 +118,8 @@ def read(
 ) -> NeuralDataset:
     """Read TVSD for one monkey into a `NeuralDataset`.
 
-    By default responses are the normalised, window-averaged MUA of ``THINGS_normMUA.mat``
-    (one bin, ``bin_edges_ms = [25, 175]``, the span of the three area windows listed in
-    ``meta["windows_ms"]``): one trial per training image, and the 30 repeats of each test
-    image as their own trials sharing its ``stimulus_id`` (``test_MUA``, one trial per test
-    image, when ``test_MUA_reps`` is absent or ``average_test`` is set). Trials holding NaN
-    are dropped and counted in ``meta["dropped_trials"]``.
-
-    With ``trials_path`` responses are instead the time courses of ``THINGS_MUA_trials.mat``,
-    read ``chunk_trials`` trials at a time (never whole), averaged into ``bin_ms`` bins over
-    ``window_ms`` (a sample at time t belongs to the bin with ``start <= t < end``); one trial
-    per row of ``ALLMAT`` (only correct trials unless ``only_correct`` is false). With
-    ``zscore_per_day`` each electrode is z-scored within each recording day, over that day's
-    trials and bins together (so the time course keeps its shape). Note the size:
-    ~25,000 trials x 1024 electrodes x 10 bins is ~1 GB of float32.
-
-    Stimuli are the THINGS images, found under ``things_root`` (the folder holding the
-    category folders, or its parent holding ``object_images``), centre-cropped and resized to
-    ``image_size``; training images come first, then the 100 test images. All 22,248 images
-    at 96 x 96 RGB take ~2.5 GB of float32 memory: use ``max_images`` (the first training
-    images only; test images are always kept) or a smaller ``image_size`` for less.
+    The responses, trials and stimuli it makes are described in the module docstring:
+    normalised, window-averaged MUA by default, time courses with ``trials_path``.
 
     Parameters
     ----------
@@ -119,94 +132,38 @@ def read(
     imgs_path
         ``things_imgs.mat``; by default ``_logs/things_imgs.mat`` or ``things_imgs.mat``
         beside the normMUA file.
-    image_size
-        Side of the square stimuli in pixels.
-    max_images
-        Keep only the first ``max_images`` training images (and their trials).
+    image_size, max_images
+        Side of the square stimuli in pixels; keep only the first ``max_images`` training
+        images (and their trials).
     min_reliability, min_snr
         Keep only electrodes whose mean ``reliab`` / mean ``SNR`` over days reach this.
     average_test
-        Use the repeat-averaged ``test_MUA`` (one trial per test image) even when the
-        repeats are present (normMUA responses only).
+        Use the repeat-averaged ``test_MUA`` even when the repeats are present.
     rf_path
-        Receptive fields per electrode in degrees of visual angle: a ``.npy`` array
-        ``[1024, 2 or 3]`` with columns x, y[, sigma], or a ``.npz`` / ``.mat`` file with
-        variables ``x``, ``y`` and optionally ``sigma``, each with 1024 values. They become
-        ``rf_x``, ``rf_y``, ``rf_sigma`` (``meta["rf_units"] = "degrees"``).
-    trials_path
-        ``THINGS_MUA_trials.mat`` for time-resolved responses (see above).
-    window_ms, bin_ms
-        Time window relative to stimulus onset and bin width, in ms (time-resolved only).
-    zscore_per_day
-        Z-score each electrode within each recording day (time-resolved only).
-    only_correct
-        Keep only trials marked correct in ``ALLMAT`` (time-resolved only).
-    chunk_trials
-        Trials read from ``ALLMUA`` at a time.
+        Receptive fields per electrode, in degrees of visual angle.
+    trials_path, window_ms, bin_ms, zscore_per_day, only_correct, chunk_trials
+        Time-resolved responses from ``THINGS_MUA_trials.mat``.
     show_progress
         Show progress bars.
-
-    Examples
-    --------
-    >>> ds = read(["monkeyN/THINGS_normMUA.mat"], monkey="N",
-    ...           things_root="THINGS/object_images", max_images=1000)  # doctest: +SKIP
-    >>> ds.units["area"].value_counts().to_dict()  # doctest: +SKIP
-    {'V1': 512, 'V4': 256, 'IT': 256}
     """
     (normmua_path,) = expect_paths(paths, ["THINGS_normMUA.mat"], "tvsd")
     monkey = _monkey(monkey)
-    if things_root is None:
-        raise ValueError(
-            "TVSD does not ship its stimuli: pass things_root=, the folder of THINGS images "
-            "(https://things-initiative.org)"
-        )
-    if trials_path is None and zscore_per_day:
-        raise ValueError("zscore_per_day applies to time-resolved data: pass trials_path= too")
+    _check_options(things_root, trials_path, zscore_per_day)
     imgs_path = Path(imgs_path) if imgs_path is not None else _default_imgs_path(normmua_path)
     train_images, test_images = read_image_list(imgs_path)
     n_train = len(train_images) if max_images is None else min(max_images, len(train_images))
-    with MatFile(normmua_path) as mat:
-        units = electrode_table(mat, monkey)
-    keep = _electrode_selection(units, min_reliability, min_snr, normmua_path)
+    counts = (len(train_images), n_train, len(test_images))
+    units, keep = _electrodes(normmua_path, monkey, min_reliability, min_snr)
     if trials_path is None:
-        trials = _normalised_trials(
-            normmua_path, keep, (len(train_images), n_train, len(test_images)), average_test
-        )
+        trials = _normalised_trials(normmua_path, keep, counts, average_test)
     else:
-        trials = _time_resolved_trials(
-            Path(trials_path),
-            keep,
-            (len(train_images), n_train, len(test_images)),
-            window_ms,
-            bin_ms,
-            zscore_per_day,
-            only_correct,
-            chunk_trials,
-            show_progress,
-        )
+        timing = TimeCourse(window_ms, bin_ms, zscore_per_day, only_correct, chunk_trials)
+        trials = _time_resolved_trials(Path(trials_path), keep, counts, timing, show_progress)
     if rf_path is not None:
         units = units.assign(**read_receptive_fields(Path(rf_path)))
-    stimuli = load_things_images(
-        things_root,
-        train_images[:n_train] + test_images,
-        n_train,
-        imgs_path,
-        image_size,
-        show_progress,
-    )
-    meta = {
-        "format": "tvsd",
-        "dataset": "TVSD, THINGS ventral-stream spiking data (Papale et al. 2025)",
-        "source_file": str(normmua_path),
-        "image_list": str(imgs_path),
-        "things_root": str(things_root),
-        "animal": f"monkey{monkey}",
-        "n_train_images": n_train,
-        "n_test_images": len(test_images),
-        "stimuli": f"THINGS images, centre-cropped and resized to {image_size} x {image_size}",
-    }
-    if rf_path is not None:
-        meta |= {"rf_units": "degrees", "rf_source": str(rf_path)}
+    images = train_images[:n_train] + test_images
+    stimuli = load_things_images(things_root, images, n_train, imgs_path, image_size, show_progress)
+    meta = _meta(normmua_path, imgs_path, things_root, monkey, counts, image_size, rf_path)
     return build_dataset(
         normmua_path,
         responses=trials.pop("responses"),
@@ -217,6 +174,64 @@ def read(
         split=trials.pop("split"),
         meta=meta | trials,
     )
+
+
+@dataclass(frozen=True)
+class TimeCourse:
+    """How time-resolved responses are read from ``THINGS_MUA_trials.mat`` (see `read`)."""
+
+    window_ms: tuple[float, float]
+    bin_ms: float
+    zscore_per_day: bool
+    only_correct: bool
+    chunk_trials: int
+
+
+def _check_options(
+    things_root: PathLike | None, trials_path: PathLike | None, zscore_per_day: bool
+) -> None:
+    if things_root is None:
+        raise ValueError(
+            "TVSD does not ship its stimuli: pass things_root=, the folder of THINGS images "
+            "(https://things-initiative.org)"
+        )
+    if trials_path is None and zscore_per_day:
+        raise ValueError("zscore_per_day applies to time-resolved data: pass trials_path= too")
+
+
+def _electrodes(
+    normmua_path: Path, monkey: str, min_reliability: float | None, min_snr: float | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The electrode table of ``normmua_path`` and the rows the minimums keep."""
+    with MatFile(normmua_path) as mat:
+        units = electrode_table(mat, monkey)
+    return units, _electrode_selection(units, min_reliability, min_snr, normmua_path)
+
+
+def _meta(
+    normmua_path: Path,
+    imgs_path: Path,
+    things_root: PathLike,
+    monkey: str,
+    counts: tuple[int, int, int],
+    image_size: int,
+    rf_path: PathLike | None,
+) -> dict[str, Any]:
+    """Where the data set came from: files, monkey, image counts and size, receptive fields."""
+    meta = {
+        "format": "tvsd",
+        "dataset": "TVSD, THINGS ventral-stream spiking data (Papale et al. 2025)",
+        "source_file": str(normmua_path),
+        "image_list": str(imgs_path),
+        "things_root": str(things_root),
+        "animal": f"monkey{monkey}",
+        "n_train_images": counts[1],
+        "n_test_images": counts[2],
+        "stimuli": f"THINGS images, centre-cropped and resized to {image_size} x {image_size}",
+    }
+    if rf_path is not None:
+        meta |= {"rf_units": "degrees", "rf_source": str(rf_path)}
+    return meta
 
 
 def _monkey(monkey: str) -> str:
@@ -406,21 +421,18 @@ def _time_resolved_trials(
     path: Path,
     keep: np.ndarray,
     image_counts: tuple[int, int, int],
-    window_ms: tuple[float, float],
-    bin_ms: float,
-    zscore_per_day: bool,
-    only_correct: bool,
-    chunk_trials: int,
+    timing: TimeCourse,
     show_progress: bool,
 ) -> dict[str, Any]:
-    edges = bin_edges(window_ms, bin_ms)
+    edges = bin_edges(timing.window_ms, timing.bin_ms)
+    chunk_trials = timing.chunk_trials
     with MatFile(path) as mat:
         allmat = _read_allmat(mat)
         n_trials = len(allmat)
         tb = mat.array("tb").ravel().astype(np.float64)
         _check_shape(mat, "ALLMUA", (N_ELECTRODES, n_trials, len(tb)), "[1024 x trials x time]")
         weights, time_slice = bin_weights(tb, edges, path)
-        rows, stimulus_id, split = _select_trials(allmat, image_counts, only_correct, path)
+        rows, stimulus_id, split = _select_trials(allmat, image_counts, timing.only_correct, path)
         responses = np.empty((len(rows), len(keep), len(edges) - 1), np.float32)
         starts = range(0, n_trials, chunk_trials)
         for start in progress(starts, "reading ALLMUA", len(starts), show_progress):
@@ -432,10 +444,10 @@ def _time_resolved_trials(
             block = block[keep][:, rows[first:last] - rows[first]]
             responses[first:last] = block.transpose(1, 0, 2) @ weights
     days = allmat[rows, ALLMAT_COLUMNS.index("day")]
-    if zscore_per_day:
+    if timing.zscore_per_day:
         zscore_within_days(responses, days)
     finite = np.isfinite(responses).all(axis=(1, 2))
-    normalisation = "z-scored per electrode within each day" if zscore_per_day else "raw"
+    normalisation = "z-scored per electrode within each day" if timing.zscore_per_day else "raw"
     return {
         "responses": responses[finite],
         "stimulus_id": stimulus_id[finite],
@@ -444,7 +456,7 @@ def _time_resolved_trials(
         "trials_file": str(path),
         "trial_day": days[finite].astype(int).tolist(),
         "dropped_trials": int((~finite).sum()),
-        "response_units": f"MUA time course, mean per {bin_ms:g} ms bin, {normalisation}",
+        "response_units": f"MUA time course, mean per {timing.bin_ms:g} ms bin, {normalisation}",
     }
 
 
