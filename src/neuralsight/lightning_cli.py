@@ -64,7 +64,7 @@ class NeuralSightCLI(LightningCLI):
             Path(self.trainer.default_root_dir) / default_name
         )
         writer = ResponsePredictionWriter(path) if is_encoder else ReconstructionWriter(path)
-        self.trainer.callbacks.append(writer)
+        self.trainer.callbacks.append(writer)  # type: ignore[attr-defined]  # set by Lightning
 
     def after_fit(self) -> None:
         """Write the run folder's report."""
@@ -82,7 +82,7 @@ class NeuralSightCLI(LightningCLI):
         """
         from neuralsight.viz.report import write_report
 
-        run_dir = Path(self.trainer.log_dir)  # a collective call: every rank asks
+        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # every rank asks
         if not self.trainer.is_global_zero:
             return None
         try:
@@ -163,7 +163,7 @@ class _ConfigReader(NeuralSightCLI):
 
     def parse_arguments(self, parser, args) -> None:
         """Parse the config file, then the overrides; keep only what they name."""
-        path, overrides = args
+        path, overrides = args["path"], args["overrides"]
         parsed = parser.parse_args(["--config", str(path)], defaults=False) if path else None
         if overrides:
             parsed = parser.parse_object(dict(overrides), namespace=parsed, defaults=False)
@@ -203,7 +203,7 @@ def load_config(
     try:
         reader = _ConfigReader(
             **CLI_CLASSES,
-            args=(path, overrides),
+            args={"path": path, "overrides": overrides},
             run=False,
             save_config_callback=None,
             load_from_checkpoint_support=False,

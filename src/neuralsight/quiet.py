@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from typing import Literal
 
 VERBOSE_ENV = "NEURALSIGHT_VERBOSE"
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
@@ -76,6 +77,6 @@ def silence_third_party() -> None:
     verbose = is_verbose()
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
-    action = "default" if verbose else "ignore"
+    action: Literal["default", "ignore"] = "default" if verbose else "ignore"
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings(action, message=message, category=category)

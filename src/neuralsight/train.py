@@ -9,6 +9,7 @@ model that initialises state from data needs under distributed training.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 def make_trainer(
     max_epochs: int = 10,
-    out_dir: str | Path | None = None,
+    out_dir: str | os.PathLike | None = None,
     name: str = "model",
     progress: bool = True,
     **trainer_kwargs,
@@ -73,7 +74,7 @@ def fit(
     model: L.LightningModule,
     datamodule: NeuralDataModule,
     max_epochs: int = 10,
-    out_dir: str | Path | None = None,
+    out_dir: str | os.PathLike | None = None,
     name: str = "model",
     progress: bool = True,
     **trainer_kwargs,

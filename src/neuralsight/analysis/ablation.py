@@ -15,7 +15,7 @@ import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from neuralsight.analysis.training import require_decoder
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.lightning_cli import TrainingSettings, train_model
 from neuralsight.metrics.score import held_out_pairs
+from neuralsight.models.decoders.base import Decoder
 from neuralsight.models.decoders.monkeysee import MonkeySee
 
 FULL = "full"
@@ -133,13 +134,14 @@ def run_ablation(
     responses, targets, ids = held_out_pairs(dataset)
     reconstructions: dict[str, np.ndarray] = {}
     for name, loss in conditions.items():
-        model = train_model(
+        trained = train_model(
             dataset,
             settings.with_model(**loss),
             out,
             name=name.replace(" ", "_"),
             progress=progress,
         )
+        model = cast(Decoder, trained)
         reconstructions[name] = model.reconstruct(responses)
     extractor = feature_extractor(weights, input_size=feature_size) if features else None
     table = score_conditions(reconstructions, dataset, ids, extractor)
@@ -155,4 +157,4 @@ def run_ablation(
     results = ConditionResults(
         table, reconstructions, targets, extractor.weights if extractor else None, meta
     )
-    return write_conditions(results, out, "loss ablations")
+    return write_conditions(results, Path(out), "loss ablations")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from neuralsight.analysis.training import require_decoder
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.lightning_cli import TrainingSettings, train_model
 from neuralsight.metrics.score import held_out_pairs
+from neuralsight.models.decoders.base import Decoder
 
 ALL_AREAS = "all"
 """The condition name of a model trained on every unit."""
@@ -128,7 +130,7 @@ def run_single_area(
     for area in areas:
         path = Path(out) / "data" / f"{area}.h5" if dataset.is_lazy else None
         subset = dataset if area == ALL_AREAS else restrict_to_area(dataset, area, path)
-        model = train_model(subset, settings, out, name=area, progress=progress)
+        model = cast(Decoder, train_model(subset, settings, out, name=area, progress=progress))
         responses, _, _ = held_out_pairs(subset)
         reconstructions[area] = model.reconstruct(responses)
         units[area] = subset.n_units
@@ -145,4 +147,4 @@ def run_single_area(
     results = ConditionResults(
         table, reconstructions, targets, extractor.weights if extractor else None, meta
     )
-    return write_conditions(results, out, "single-area models")
+    return write_conditions(results, Path(out), "single-area models")

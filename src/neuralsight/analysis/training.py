@@ -180,15 +180,15 @@ def check_matches(model: Decoder, dataset: NeuralDataset) -> None:
     if not isinstance(model, MonkeySee):
         return
     areas = [str(a) for a in dataset.units["area"]] if "area" in dataset.units else None
-    if areas is not None and list(model.hparams.area) != areas:
+    if areas is not None and list(model.hparams["area"]) != areas:
         raise ValueError(
-            f"{where}: the model was trained on other units (areas {_counts(model.hparams.area)}, "
+            f"{where}: the model was trained on other units (areas {_counts(model.hparams['area'])}, "
             f"the data set's {_counts(areas)}); give the data set it was trained on"
         )
-    if not np.allclose(model.hparams.bin_edges_ms, dataset.bin_edges_ms):
+    if not np.allclose(model.hparams["bin_edges_ms"], dataset.bin_edges_ms):
         raise ValueError(
-            f"{where}: the model was trained on bins {model.hparams.bin_edges_ms[0]:g} to "
-            f"{model.hparams.bin_edges_ms[-1]:g} ms ({len(model.hparams.bin_edges_ms) - 1}), "
+            f"{where}: the model was trained on bins {model.hparams['bin_edges_ms'][0]:g} to "
+            f"{model.hparams['bin_edges_ms'][-1]:g} ms ({len(model.hparams['bin_edges_ms']) - 1}), "
             f"the data set has {dataset.bin_edges_ms[0]:g} to {dataset.bin_edges_ms[-1]:g} ms "
             f"({dataset.n_bins})"
         )
