@@ -228,6 +228,15 @@ def _batches(pred: torch.Tensor, target: torch.Tensor, batch_size: int) -> Itera
         yield pred[start : start + batch_size], target[start : start + batch_size]
 
 
+def _check_twoway_layers(twoway_layers: Sequence[str], extractor: AlexNetFeatures) -> None:
+    """Raise a ValueError naming the two-way layers that ``extractor`` does not read."""
+    missing = [layer for layer in twoway_layers if layer not in extractor.layers]
+    if missing:
+        raise ValueError(
+            f"twoway_layers {missing} are not read by the extractor (layers {extractor.layers})"
+        )
+
+
 def feature_metrics(
     pred: ImageBatch,
     target: ImageBatch,
@@ -275,11 +284,7 @@ def feature_metrics(
     """
     pred_t, target_t = check_pair(pred, target)
     extractor = extractor or AlexNetFeatures.from_pretrained(weights=weights, device=device)
-    missing = [layer for layer in twoway_layers if layer not in extractor.layers]
-    if missing:
-        raise ValueError(
-            f"twoway_layers {missing} are not read by the extractor (layers {extractor.layers})"
-        )
+    _check_twoway_layers(twoway_layers, extractor)
     correlations: dict[str, list[torch.Tensor]] = {layer: [] for layer in extractor.layers}
     kept: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {
         layer: ([], []) for layer in twoway_layers

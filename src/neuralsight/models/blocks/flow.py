@@ -232,6 +232,19 @@ class MatchedFlow(nn.Module):
         """Map ``y [B, y_dims]`` to ``x [B, x_dims]`` (latent outputs dropped)."""
         return self.inverse_full(self.pad_y(y, sample))[:, : self.x_dims]
 
+    def _coupling_permutation(self, device: torch.device) -> torch.Tensor:
+        """The ``[D, D]`` permutation the couplings amount to while they are the identity.
+
+        A ValueError (for `set_linear`) when they are no longer the identity.
+        """
+        permutation = self.flow(torch.eye(self.n_dims, device=device), jac=False)[0]
+        is_permutation = ((permutation == 0) | (permutation == 1)).all() and bool(
+            (permutation.sum(1) == 1).all()
+        )
+        if not is_permutation:
+            raise ValueError("set_linear: the couplings are no longer the identity (train after)")
+        return permutation
+
     @torch.no_grad()
     def set_linear(
         self,
@@ -289,13 +302,7 @@ class MatchedFlow(nn.Module):
                 raise ValueError(
                     f"set_linear: '{name}' must be {shape}, found {tuple(value.shape)}"
                 )
-        eye = torch.eye(d, device=encode_weight.device)
-        permutation = self.flow(eye, jac=False)[0]
-        is_permutation = ((permutation == 0) | (permutation == 1)).all() and bool(
-            (permutation.sum(1) == 1).all()
-        )
-        if not is_permutation:
-            raise ValueError("set_linear: the couplings are no longer the identity (train after)")
+        permutation = self._coupling_permutation(encode_weight.device)
         we, wd = encode_weight.float(), decode_weight.float()
         forward = torch.cat(
             [
