@@ -15,6 +15,7 @@ import pytest
 import torchvision.datasets as tvd
 from sklearn.datasets import load_digits
 
+from neuralsight.cli import build_parser
 from neuralsight.data.sources import (
     NATURAL_COLOUR_PHOTOS,
     NATURAL_PHOTO_FILES,
@@ -27,6 +28,7 @@ from neuralsight.data.sources import (
     make_stimuli,
     natural,
     natural_crops,
+    stimulus_blocks,
 )
 
 OFFLINE = ("digits", "natural", "deadleaves")
@@ -384,3 +386,54 @@ def test_cifar_loads_from_toy_pickle_batches(tmp_path, monkeypatch, dataset_clas
     np.testing.assert_allclose(train.mean(axis=(0, 2, 3)), [1.0, 0.0, 0.0], atol=1e-6)
     test = make_stimuli(name, 2, size=16, channels=1, split="test", root=str(tmp_path))
     np.testing.assert_allclose(test, 0.7154, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------
+# every registered source: offered by the CLI, and the same contract
+
+
+ROOT_LAYOUTS = {
+    "folder": lambda root, monkeypatch: write_folder(root, 25),
+    "mnist": lambda root, monkeypatch: write_toy_mnist(root),
+    "cifar10": lambda root, monkeypatch: write_toy_cifar(root, monkeypatch, tvd.CIFAR10),
+    "cifar100": lambda root, monkeypatch: write_toy_cifar(root, monkeypatch, tvd.CIFAR100),
+}
+
+
+@pytest.mark.parametrize("name", SOURCES.names())
+def test_every_registered_source_is_a_choice_of_neuralsight_simulate(name, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["simulate", "--source", name, "--out", "x.h5"]).source == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--help"])
+    assert name in capsys.readouterr().out
+    assert SOURCES.get(name).description == describe_source(name)
+
+
+def test_neuralsight_simulate_refuses_an_unregistered_source(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["simulate", "--source", "imagenet", "--out", "x.h5"])
+    error = capsys.readouterr().err
+    assert "argument --source: invalid choice: 'imagenet'" in error
+    assert all(name in error for name in SOURCES.names())
+
+
+@pytest.mark.parametrize("name", SOURCES.names())
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_registered_source_draws_seeded_images_in_unit_range(
+    name, channels, tmp_path, monkeypatch
+):
+    assert name in OFFLINE or name in ROOT_LAYOUTS, f"give source {name!r} a tiny file layout"
+    root = None
+    if name in ROOT_LAYOUTS:
+        root = tmp_path / name
+        ROOT_LAYOUTS[name](root, monkeypatch)
+        root = str(root)
+    images = make_stimuli(name, 3, size=8, channels=channels, seed=2, root=root)
+    assert images.shape == (3, channels, 8, 8) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    np.testing.assert_array_equal(
+        images, make_stimuli(name, 3, size=8, channels=channels, seed=2, root=root)
+    )
+    blocks = stimulus_blocks(name, 3, 2, size=8, channels=channels, seed=2, root=root)
+    np.testing.assert_array_equal(np.concatenate([block.render() for block in blocks]), images)
