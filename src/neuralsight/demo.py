@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -32,7 +34,7 @@ from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.sources import make_stimuli
 from neuralsight.metrics.results import save_reconstructions, write_metrics_json
 from neuralsight.metrics.score import DecoderScores, mean_image, score_decoder
-from neuralsight.models.decoders import SID, ImprovedSID, RidgeDecoder
+from neuralsight.models.decoders import SID, Decoder, ImprovedSID, RidgeDecoder
 from neuralsight.simulate.retina import simulate_retina
 from neuralsight.train import fit
 from neuralsight.viz.figures import metric_bars, reconstruction_grid
@@ -81,6 +83,38 @@ def make_demo_dataset(settings: DemoSettings, seed: int) -> NeuralDataset:
     return dataset
 
 
+DemoModel = tuple[Callable[[], Decoder], NeuralDataModule, dict[str, Any]]
+"""How the demo trains one model: its builder, its DataModule and its training budget."""
+
+
+def demo_models(dataset: NeuralDataset, settings: DemoSettings, seed: int) -> dict[str, DemoModel]:
+    """The demo's models in training order: ridge, SID, the improved SID, and the improved SID
+    on shuffled responses (the chance control)."""
+    datamodule = NeuralDataModule(dataset=dataset, batch_size=settings.batch_size, seed=seed)
+    shuffled_data = NeuralDataModule(
+        dataset=dataset, batch_size=settings.batch_size, seed=seed, control="shuffle"
+    )
+    shape: dict[str, Any] = dict(n_inputs=datamodule.n_inputs, image_shape=datamodule.image_shape)
+    return {
+        "ridge": (lambda: RidgeDecoder(**shape), datamodule, {"max_epochs": 1}),
+        "sid": (lambda: SID(**shape), datamodule, {"max_steps": settings.sid_steps}),
+        "improved_sid": (
+            lambda: ImprovedSID(
+                **shape, base_channels=settings.base_channels, refiners=settings.refiners
+            ),
+            datamodule,
+            {"max_epochs": settings.improved_epochs},
+        ),
+        "shuffled": (
+            lambda: ImprovedSID(
+                **shape, base_channels=settings.base_channels, refiners=settings.refiners
+            ),
+            shuffled_data,
+            {"max_epochs": settings.improved_epochs},
+        ),
+    }
+
+
 def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[str, float]]:
     """Run the demo into ``out`` and return its metrics (also written to ``metrics.json``).
 
@@ -103,29 +137,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     )
     stage_seconds = {"simulate": round(time.perf_counter() - started, 1)}
 
-    datamodule = NeuralDataModule(dataset=dataset, batch_size=settings.batch_size, seed=seed)
-    shuffled_data = NeuralDataModule(
-        dataset=dataset, batch_size=settings.batch_size, seed=seed, control="shuffle"
-    )
-    shape = dict(n_inputs=datamodule.n_inputs, image_shape=datamodule.image_shape)
-    models = {
-        "ridge": (lambda: RidgeDecoder(**shape), datamodule, {"max_epochs": 1}),
-        "sid": (lambda: SID(**shape), datamodule, {"max_steps": settings.sid_steps}),
-        "improved_sid": (
-            lambda: ImprovedSID(
-                **shape, base_channels=settings.base_channels, refiners=settings.refiners
-            ),
-            datamodule,
-            {"max_epochs": settings.improved_epochs},
-        ),
-        "shuffled": (
-            lambda: ImprovedSID(
-                **shape, base_channels=settings.base_channels, refiners=settings.refiners
-            ),
-            shuffled_data,
-            {"max_epochs": settings.improved_epochs},
-        ),
-    }
+    models = demo_models(dataset, settings, seed)
+    datamodule = models["ridge"][1]
     train_ids = np.unique(datamodule.train_set.stimulus_index)
     scores: dict[str, DecoderScores] = {}
     for name, (build, data, budget) in models.items():

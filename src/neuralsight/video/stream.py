@@ -351,7 +351,7 @@ def _stream(
         view.close()
     latency_ms = 1000.0 * np.asarray(latency_s)
     encode_ms = 1000.0 * np.asarray(encode_s)
-    stats = {
+    stats: dict[str, Any] = {
         "out": str(writer.path),
         "frames": len(latency_s),
         "fps": round(len(latency_s) / elapsed, 1),
