@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, TypeVar
+
+_Writer = TypeVar("_Writer", bound="FileWriter")
 
 
 def _umask() -> int:
@@ -97,3 +101,50 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     with atomic_path(path) as tmp, tmp.open("wb") as handle:
         write(handle)
     return Path(path)
+
+
+class FileWriter(ABC):
+    """A file filled step by step under a temporary name, moved onto its own by `close`.
+
+    Subclasses write into a `temporary_sibling` and implement `close` (finish, check,
+    `move_into_place`, return the path) and `discard` (stop, remove the temporary file). As
+    a context manager a writer closes when the block succeeds and discards on an exception.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> class Lines(FileWriter):
+    ...     def __init__(self, path):
+    ...         self.path, self.tmp = Path(path), temporary_sibling(path)
+    ...     def close(self):
+    ...         return move_into_place(self.tmp, self.path)
+    ...     def discard(self):
+    ...         self.tmp.unlink(missing_ok=True)
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with Lines(target) as writer:
+    ...     _ = writer.tmp.write_text("whole")
+    >>> target.read_text()
+    'whole'
+    """
+
+    @abstractmethod
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns its path."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Abandon the file and remove the temporary one."""
+
+    def __enter__(self: _Writer) -> _Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from neuralsight.data.validation import ArrayLike, DatasetError
-from neuralsight.files import move_into_place, temporary_sibling
+from neuralsight.files import FileWriter, move_into_place, temporary_sibling
 
 if TYPE_CHECKING:
     from neuralsight.data.dataset import NeuralDataset
@@ -116,7 +116,7 @@ def _check_schema(path: Path, f: h5py.File) -> None:
             raise DatasetError(f"{path}: field '{name}' is missing")
 
 
-class DatasetWriter:
+class DatasetWriter(FileWriter):
     """A dataset file being filled block by block; made by `NeuralDataset.create`.
 
     ``responses`` and ``stimuli`` are written by rows, in blocks of any size and in any
@@ -209,15 +209,6 @@ class DatasetWriter:
             self._file.close()
             self._file = None
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> DatasetWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
 
 def _create_layout(

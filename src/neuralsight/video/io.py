@@ -14,8 +14,6 @@ whole array that way.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from neuralsight.data.sources import (
     resize_images,
     to_channels,
 )
+from neuralsight.files import FileWriter, move_into_place, temporary_sibling
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif")
 DEFAULT_FPS = 30.0
@@ -205,7 +204,7 @@ def to_uint8_rgb(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(pixels, (3, *pixels.shape[1:])).transpose(1, 2, 0))
 
 
-class VideoWriter:
+class VideoWriter(FileWriter):
     """Write an H.264 MP4 frame by frame; the file appears under its name only when closed.
 
     Frames are ``[H, W, 3]`` uint8 or ``[C, H, W]`` floats in [0, 1]; all must have the same
@@ -241,12 +240,7 @@ class VideoWriter:
         if not fps > 0:
             raise ValueError(f"parameter 'fps' must be > 0, found {fps!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_sibling(self.path.with_suffix(self.path.suffix or ".mp4"))
         self._writer = iio2.get_writer(
             self._tmp,
             format="FFMPEG",
@@ -287,11 +281,7 @@ class VideoWriter:
         if self.n_frames == 0:
             self._tmp.unlink(missing_ok=True)
             raise ValueError(f"{self.path}: no frames were written")
-        mask = os.umask(0)
-        os.umask(mask)
-        self._tmp.chmod(0o666 & ~mask)  # mkstemp made it private
-        os.replace(self._tmp, self.path)
-        return self.path
+        return move_into_place(self._tmp, self.path)
 
     def discard(self) -> None:
         """Stop writing and remove the temporary file."""
@@ -299,15 +289,6 @@ class VideoWriter:
             self._writer.close()
         finally:
             self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = DEFAULT_FPS) -> Path:
