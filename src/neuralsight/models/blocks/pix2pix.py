@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuralsight.models.blocks.unet import check_halvable
+
 
 def init_pix2pix_weights(module: nn.Module) -> None:
     """pix2pix initialisation: conv weights N(0, 0.02), BatchNorm N(1, 0.02), biases 0.
@@ -120,12 +122,7 @@ class Pix2PixGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Condition maps ``[B, C_in, H, W]`` -> images ``[B, C_out, H, W]`` in [0, 1]."""
-        factor = 2**self.depth
-        if x.shape[-1] % factor or x.shape[-2] % factor:
-            raise ValueError(
-                f"Pix2PixGenerator of depth {self.depth} needs height and width divisible by "
-                f"{factor}, found {tuple(x.shape[-2:])}"
-            )
+        check_halvable("Pix2PixGenerator", self.depth, x)
         skips = []
         for down in self.down:
             x = down(x)

@@ -62,12 +62,7 @@ class UNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Image ``[B, C_in, H, W]`` -> output ``[B, C_out, H, W]`` through the skips."""
-        factor = 2**self.depth
-        if image.shape[-1] % factor or image.shape[-2] % factor:
-            raise ValueError(
-                f"UNet of depth {self.depth} needs height and width divisible by {factor}, "
-                f"found {tuple(image.shape[-2:])}"
-            )
+        check_halvable("UNet", self.depth, image)
         skips = [self.inc(image)]
         for down in self.down:
             skips.append(down(skips[-1]))
@@ -75,3 +70,24 @@ class UNet(nn.Module):
         for up, merge in zip(self.up, self.merge, strict=True):
             x = merge(torch.cat([up(x), skips.pop()], dim=1))
         return self.out(x)
+
+
+def check_halvable(network: str, depth: int, image: torch.Tensor) -> None:
+    """Raise a ValueError unless ``image`` can be halved ``depth`` times (a U-Net's levels).
+
+    Height and width must be divisible by ``2**depth``; the message names ``network``.
+
+    Examples
+    --------
+    >>> check_halvable("UNet", 2, torch.zeros(1, 1, 8, 12))
+    >>> check_halvable("UNet", 3, torch.zeros(1, 1, 8, 12))
+    Traceback (most recent call last):
+    ...
+    ValueError: UNet of depth 3 needs height and width divisible by 8, found (8, 12)
+    """
+    factor = 2**depth
+    if image.shape[-1] % factor or image.shape[-2] % factor:
+        raise ValueError(
+            f"{network} of depth {depth} needs height and width divisible by {factor}, "
+            f"found {tuple(image.shape[-2:])}"
+        )
