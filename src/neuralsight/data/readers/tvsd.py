@@ -23,9 +23,8 @@ Units are electrodes: ``unit_id`` is the 0-based electrode number, ``array`` is
 ``unit_id // 64``, areas follow the monkey (N: V1 1-512, V4 513-768, IT 769-1024; F: V1
 1-512, IT 513-832, V4 833-1024, 1-based), and ``reliability`` (mean of ``reliab``), ``snr``
 (mean of ``SNR`` over days), ``snr_max``, ``oracle`` and ``latency_ms`` (mean of ``lats`` over
-days) come from the file when present. Receptive fields in degrees of visual angle come
-from an optional ``rf_path`` (see `read_receptive_fields`) as ``rf_x``, ``rf_y``,
-``rf_sigma`` (``meta["rf_units"] = "degrees"``).
+days) come from the file when present; receptive fields (``rf_x``, ``rf_y``, ``rf_sigma``, in
+degrees) from an optional ``rf_path`` (see `read_receptive_fields`).
 
 By default `read` takes the normalised, window-averaged MUA of ``THINGS_normMUA.mat`` as
 responses (one bin, ``bin_edges_ms = [25, 175]``, the span of the three area windows listed
@@ -148,7 +147,7 @@ def read(
     """
     (normmua_path,) = expect_paths(paths, ["THINGS_normMUA.mat"], "tvsd")
     monkey = _monkey(monkey)
-    _check_options(things_root, trials_path, zscore_per_day)
+    things_root = _checked_things_root(things_root, trials_path, zscore_per_day)
     imgs_path = Path(imgs_path) if imgs_path is not None else _default_imgs_path(normmua_path)
     train_images, test_images = read_image_list(imgs_path)
     n_train = len(train_images) if max_images is None else min(max_images, len(train_images))
@@ -187,9 +186,10 @@ class TimeCourse:
     chunk_trials: int
 
 
-def _check_options(
+def _checked_things_root(
     things_root: PathLike | None, trials_path: PathLike | None, zscore_per_day: bool
-) -> None:
+) -> PathLike:
+    """``things_root``, once it is known to be given and ``zscore_per_day`` to have its file."""
     if things_root is None:
         raise ValueError(
             "TVSD does not ship its stimuli: pass things_root=, the folder of THINGS images "
@@ -197,12 +197,12 @@ def _check_options(
         )
     if trials_path is None and zscore_per_day:
         raise ValueError("zscore_per_day applies to time-resolved data: pass trials_path= too")
+    return things_root
 
 
 def _electrodes(
     normmua_path: Path, monkey: str, min_reliability: float | None, min_snr: float | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The electrode table of ``normmua_path`` and the rows the minimums keep."""
     with MatFile(normmua_path) as mat:
         units = electrode_table(mat, monkey)
     return units, _electrode_selection(units, min_reliability, min_snr, normmua_path)
