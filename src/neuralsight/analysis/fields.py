@@ -30,7 +30,7 @@ import torch
 
 from neuralsight.analysis.conditions import write_text
 from neuralsight.analysis.training import check_matches, load_monkeysee
-from neuralsight.data.dataset import NeuralDataset
+from neuralsight.data.dataset import NeuralDataset, open_dataset
 from neuralsight.models.blocks.inverse_rf import compare_fields, nearest_pixel
 from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.viz.analysis import field_map
@@ -251,8 +251,7 @@ def run_fields(
     PosixPath('outputs/fields/report.html')
     """
     model = load_monkeysee(checkpoint)
-    if not isinstance(dataset, NeuralDataset):
-        dataset = NeuralDataset.open(dataset)
+    dataset = open_dataset(dataset)
     table = model_fields(model, dataset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

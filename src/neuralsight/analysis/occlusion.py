@@ -52,7 +52,7 @@ from neuralsight.analysis.conditions import (
     write_conditions,
 )
 from neuralsight.analysis.training import check_matches, load_monkeysee
-from neuralsight.data.dataset import NeuralDataset
+from neuralsight.data.dataset import NeuralDataset, open_dataset
 from neuralsight.data.views import PairDataset
 from neuralsight.metrics.features import AlexNetFeatures
 from neuralsight.metrics.score import held_out_pairs
@@ -509,8 +509,7 @@ def run_occlusion(
     PosixPath('outputs/occlusion/report.html')
     """
     model = load_monkeysee(checkpoint)
-    if not isinstance(dataset, NeuralDataset):
-        dataset = NeuralDataset.open(dataset)
+    dataset = open_dataset(dataset)
     extractor = feature_extractor(weights, input_size=feature_size) if features else None
     conditions = occlusion_conditions(dataset, by, windows_ms)
     results = evaluate_occlusion(model, dataset, by, fill, conditions, extractor)

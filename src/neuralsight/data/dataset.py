@@ -41,7 +41,14 @@ from neuralsight.data.store import (
 )
 from neuralsight.data.validation import SPLITS, ArrayLike, DatasetError, validate_dataset
 
-__all__ = ["SCHEMA_VERSION", "SPLITS", "DatasetError", "DatasetWriter", "NeuralDataset"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "DatasetError",
+    "DatasetWriter",
+    "NeuralDataset",
+    "open_dataset",
+]
 
 
 @dataclass
@@ -313,6 +320,19 @@ class NeuralDataset:
             "bin_edges_ms": [float(self.bin_edges_ms[0]), float(self.bin_edges_ms[-1])],
             "meta": self.meta,
         }
+
+
+def open_dataset(dataset: NeuralDataset | str | os.PathLike) -> NeuralDataset:
+    """``dataset`` itself, or the dataset file at that path, opened lazily.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = NeuralDataset.from_arrays(np.ones((2, 3), np.float32), np.zeros((2, 1, 4, 4), np.float32))
+    >>> open_dataset(ds) is ds
+    True
+    """
+    return dataset if isinstance(dataset, NeuralDataset) else NeuralDataset.open(dataset)
 
 
 def _default_fields(

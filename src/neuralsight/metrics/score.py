@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuralsight.data.dataset import NeuralDataset
+from neuralsight.data.dataset import NeuralDataset, open_dataset
 from neuralsight.data.views import PairDataset
 from neuralsight.metrics.colour import colourfulness
 from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
@@ -169,10 +169,6 @@ class EncoderScores:
             "meta": self.meta,
             "split": self.split,
         }
-
-
-def _opened(dataset: NeuralDataset | str | os.PathLike) -> NeuralDataset:
-    return dataset if isinstance(dataset, NeuralDataset) else NeuralDataset.open(dataset)
 
 
 def true_stimuli(dataset: NeuralDataset, stimulus_id: np.ndarray) -> np.ndarray:
@@ -408,7 +404,7 @@ def score_decoder(
     >>> round(scores.image["ssim"], 6), scores.controls["mean_image"]["image"]["ssim"] < 1
     (1.0, True)
     """
-    dataset = _opened(dataset)
+    dataset = open_dataset(dataset)
     if isinstance(source, Reconstructs):
         images, ids = _decoded(source, dataset, split, average_repeats)
         where, meta, split_decoded = None, {"model": type(source).__name__}, split
@@ -485,7 +481,7 @@ def score_encoder(
     >>> round(score_encoder(r, ds, split=None, stimulus_id=range(6)).metrics["mean_r"], 6)
     1.0
     """
-    dataset = _opened(dataset)
+    dataset = open_dataset(dataset)
     predicted, ids, where, meta = _predictions(source, dataset, split, stimulus_id)
     predicted = predicted[:, :, None] if predicted.ndim == 2 else predicted
     if ids.max() >= dataset.n_stimuli or predicted.shape[1:] != dataset.responses.shape[1:]:
