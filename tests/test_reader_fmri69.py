@@ -95,6 +95,13 @@ def test_miyawaki_repeats_share_stimuli_and_metadata(tmp_path):
     assert read([path], deduplicate=False).n_stimuli == 7
 
 
+def test_an_empty_metadata_struct_is_read_as_no_fields(tmp_path):
+    _, variables = digit69_variables(np.random.default_rng(3))
+    variables["metadata"] = np.zeros((0,), dtype=[("description", "O")])
+    scipy.io.savemat(tmp_path / "digit69_28x28.mat", variables)
+    assert read([tmp_path / "digit69_28x28.mat"]).meta["file_metadata"] == {}
+
+
 def test_bad_inputs(tmp_path):
     _, variables = digit69_variables(np.random.default_rng(3))
     path = tmp_path / "digit69.mat"

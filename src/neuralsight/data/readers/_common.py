@@ -218,6 +218,7 @@ class MatFile:
             return [""]
         if h5py.check_ref_dtype(node.dtype) is not None:
             refs = np.asarray(node[()]).ravel(order="C")
+            assert self._h5 is not None, "object references exist only in v7.3 (HDF5) files"
             return [text for ref in refs for text in self._h5_strings(self._h5[ref])]
         if h5py.check_string_dtype(node.dtype) is not None:
             return [str(s) for s in node.asstr()[()].ravel()]
@@ -243,7 +244,9 @@ class MatFile:
                     else:
                         fields[key] = _json_value(np.asarray(child[()]).T)
             return fields
-        record = node.ravel()[0] if node.size else None
+        if not node.size:
+            return fields  # an empty struct array: field names but no values
+        record = node.ravel()[0]
         for key in node.dtype.names or ():
             value = record[key]
             if isinstance(value, np.ndarray) and value.dtype.kind == "U":
@@ -369,7 +372,7 @@ def unflatten_images(
             f"{image_shape[0] * image_shape[1]} pixels per row (image_shape)",
             f"{n_pixels}",
         )
-    return pixels.reshape((pixels.shape[0], *image_shape), order=order)
+    return pixels.reshape((pixels.shape[0], *image_shape), order="F" if order == "F" else "C")
 
 
 def deduplicate_stimuli(stimuli: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -402,7 +405,9 @@ def read_paired_mat(
     ``[n_train + n_test, height, width]`` float32 in [0, 1] (see `to_unit_range` and
     `unflatten_images`), and the split of each row.
     """
-    responses, stimuli, split = [], [], []
+    responses: list[np.ndarray] = []
+    stimuli: list[np.ndarray] = []
+    split: list[str] = []
     n_units = None
     for response_field, stimulus_field, part in zip(
         response_fields, stimulus_fields, ("train", "test"), strict=True
@@ -570,8 +575,8 @@ def read_image(
 ) -> np.ndarray:
     """One image as float32 ``[channels, height, width]`` in [0, 1] (see `load_images`)."""
     try:
-        with open_file(name) as handle, Image.open(handle) as image:
-            image = image.convert("L" if image.mode in GREY_MODES else "RGB")
+        with open_file(name) as handle, Image.open(handle) as opened:
+            image = opened.convert("L" if opened.mode in GREY_MODES else "RGB")
             if image_size is not None:
                 image = centre_square(image).resize(
                     (image_size, image_size), Image.Resampling.BICUBIC

@@ -96,7 +96,7 @@ def read(
         responses, images, split = read_paired_mat(
             mat, RESPONSE_FIELDS, STIMULUS_FIELDS, image_shape, pixel_order
         )
-        meta = _describe(path.name) | {"mat_version": mat.version}
+        meta: dict[str, Any] = _describe(path.name) | {"mat_version": mat.version}
         meta |= _per_trial(mat, LABEL_FIELDS, "labels", len(responses))
         meta |= _per_trial(mat, INDEX_FIELDS, "trial_source_index", len(responses))
         if "metadata" in mat:
