@@ -3,8 +3,7 @@
 `make_trainer` builds a ``lightning.Trainer`` with neuralsight's defaults (`TRAINER_DEFAULTS`,
 which LightningCLI's ``neuralsight fit`` uses too, and third-party noise silenced:
 `neuralsight.quiet`); `fit` trains a model with it, for scripts and notebooks. YAML configs
-become models and Trainers through `neuralsight.config`. `sync_from_rank_zero` is what a
-model that initialises state from data needs under distributed training.
+become models and Trainers through `neuralsight.lightning_cli.load_config`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from torch import nn
 
 from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.quiet import silence_third_party
@@ -96,22 +94,3 @@ def fit(
     trainer = make_trainer(max_epochs, out_dir, name, progress, **trainer_kwargs)
     trainer.fit(model, datamodule)
     return model.eval()
-
-
-def sync_from_rank_zero(module: nn.Module, trainer: L.Trainer) -> None:
-    """Give every process rank 0's parameters and buffers of ``module`` (no-op on one).
-
-    For state initialised from data after the strategy has set up the processes (e.g. in
-    ``on_fit_start``): each process reads its own batches, so their results may differ,
-    and distributed training needs one model.
-
-    Examples
-    --------
-    >>> import lightning as L
-    >>> from torch import nn
-    >>> sync_from_rank_zero(nn.Linear(2, 2), L.Trainer(logger=False, accelerator="cpu"))
-    """
-    if trainer.world_size == 1:
-        return
-    state = {name: value.detach().cpu() for name, value in module.state_dict().items()}
-    module.load_state_dict(trainer.strategy.broadcast(state, src=0))

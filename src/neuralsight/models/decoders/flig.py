@@ -90,6 +90,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.distributed import sync_from_rank_zero
 from neuralsight.models.blocks.flow import MatchedFlow, mmd
 from neuralsight.models.decoders.base import Decoder, Scaling
 from neuralsight.models.decoders.ridge import fit_linear_layer
@@ -99,7 +100,6 @@ from neuralsight.models.encoders.base import (
 )
 from neuralsight.models.inference import optimize_for_inference
 from neuralsight.models.registry import DECODERS, ENCODERS
-from neuralsight.train import sync_from_rank_zero
 
 Stage = Literal["cae", "flow"]
 PCA_IMAGES = 4096

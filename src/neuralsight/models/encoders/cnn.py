@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuralsight.distributed import sync_from_rank_zero
 from neuralsight.models.encoders.base import (
     Encoder,
     EncoderLoss,
     energy_centres,
 )
 from neuralsight.models.registry import ENCODERS
-from neuralsight.train import sync_from_rank_zero
 
 
 def conv_core(
