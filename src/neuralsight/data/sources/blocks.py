@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Draw:
     size: int
     channels: int
     seed: int
-    split: str
+    split: Literal["train", "test"]
     root: str | None
     download: bool
 

@@ -70,7 +70,9 @@ def _read_image_file(path: Path) -> np.ndarray:
     return as_unit_float(np.asarray(pixels), path)
 
 
-def _folder_choice(root: str | None, n: int, seed: int, split: str) -> list[Path]:
+def _folder_choice(
+    root: str | None, n: int, seed: int, split: Literal["train", "test"]
+) -> list[Path]:
     """``n`` files of the split, a seeded subset kept in name order; all of them when ``n``
     equals the split size."""
     if root is None:
