@@ -19,12 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from neuralsight.analysis.conditions import (
-    ConditionResults,
-    feature_extractor,
-    score_conditions,
-    write_conditions,
-)
+from neuralsight.analysis.conditions import write_trained_conditions
 from neuralsight.analysis.training import require_decoder
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.lightning_cli import TrainingSettings, train_model
@@ -143,18 +138,20 @@ def run_ablation(
         )
         model = cast(Decoder, trained)
         reconstructions[name] = model.reconstruct(responses)
-    extractor = feature_extractor(weights, input_size=feature_size) if features else None
-    table = score_conditions(reconstructions, dataset, ids, extractor)
-    for term in loss_terms(model_class):
-        table.insert(0, f"{term}_weight", [conditions[c][f"{term}_weight"] for c in table.index])
-    meta = {
-        "dataset": dataset.source,
-        "training": settings.as_dict(),
-        "loss_weights": conditions,
-        "stimulus_id": ids.tolist(),
-        "feature_size": feature_size if features else None,
+    columns = {
+        f"{term}_weight": {name: loss[f"{term}_weight"] for name, loss in conditions.items()}
+        for term in loss_terms(model_class)
     }
-    results = ConditionResults(
-        table, reconstructions, targets, extractor.weights if extractor else None, meta
+    return write_trained_conditions(
+        reconstructions,
+        dataset,
+        (targets, ids),
+        out,
+        "loss ablations",
+        training=settings.as_dict(),
+        condition_settings={"loss_weights": conditions},
+        columns=columns,
+        weights=weights,
+        feature_size=feature_size,
+        features=features,
     )
-    return write_conditions(results, Path(out), "loss ablations")

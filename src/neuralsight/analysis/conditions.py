@@ -13,7 +13,9 @@ evaluation suite and written into an output folder:
   condition), ``colourfulness.png`` (histogram per condition), ``alexnet_layers.png``
   (per-layer correlation bars), ``metrics.csv`` and ``metrics.json`` (one row / entry per
   condition), ``run.json`` (settings and provenance), then ``report.html``
-  (`neuralsight.viz.report.write_report`).
+  (`neuralsight.viz.report.write_report`);
+- `write_trained_conditions`: the end of an analysis that trains one model per condition
+  (single-area models, loss ablations): score, add the conditions' settings, write.
 """
 
 from __future__ import annotations
@@ -211,3 +213,77 @@ def write_conditions(
     }
     write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
     return write_report(out)
+
+
+def write_trained_conditions(
+    reconstructions: dict[str, np.ndarray],
+    dataset: NeuralDataset,
+    held_out: tuple[np.ndarray, np.ndarray],
+    out: str | os.PathLike,
+    title: str,
+    *,
+    training: dict[str, Any],
+    condition_settings: dict[str, Any],
+    columns: dict[str, dict[str, Any]],
+    weights: str | None = "auto",
+    feature_size: int = 224,
+    features: bool = True,
+) -> Path:
+    """Score models trained one per condition and write their folder (`write_conditions`).
+
+    Parameters
+    ----------
+    reconstructions
+        ``{condition: [N, C, H, W]}``: each condition's model's reconstructions of the
+        held-out images.
+    dataset
+        The data set the images come from.
+    held_out
+        ``(targets, stimulus_id)`` of the held-out images (`held_out_pairs`).
+    out, title
+        As in `write_conditions`.
+    training
+        The training settings (``TrainingSettings.as_dict()``), written to ``run.json``.
+    condition_settings
+        What sets the conditions apart, written to ``run.json`` between ``"training"`` and
+        ``"stimulus_id"``, e.g. ``{"n_units": {area: n}}``.
+    columns
+        ``{column: {condition: value}}``: each is inserted in turn as the first column of
+        the metrics table (the last one given ends up leftmost).
+    weights, feature_size, features
+        The AlexNet for the feature metrics (`feature_extractor`); ``features=False``:
+        image metrics only.
+
+    Returns
+    -------
+    Path
+        ``out/report.html``, written last by `write_conditions`.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> ds = NeuralDataset.from_arrays(np.zeros((4, 2), np.float32), np.ones((4, 1, 32, 32)))
+    >>> units = {"a": 2}
+    >>> report = write_trained_conditions({"a": ds.stimuli[:]}, ds, (ds.stimuli[:], ds.stimulus_id),
+    ...     tempfile.mkdtemp(), "example", training={}, condition_settings={"n_units": units},
+    ...     columns={"n_units": units}, features=False)
+    >>> run = json.loads((report.parent / "run.json").read_text())
+    >>> run["n_units"], run["feature_size"], run["conditions"]
+    ({'a': 2}, None, ['a'])
+    """
+    targets, stimulus_id = held_out
+    extractor = feature_extractor(weights, input_size=feature_size) if features else None
+    table = score_conditions(reconstructions, dataset, stimulus_id, extractor)
+    for name, values in columns.items():
+        table.insert(0, name, [values[condition] for condition in table.index])
+    meta = {
+        "dataset": dataset.source,
+        "training": training,
+        **condition_settings,
+        "stimulus_id": stimulus_id.tolist(),
+        "feature_size": feature_size if features else None,
+    }
+    results = ConditionResults(
+        table, reconstructions, targets, extractor.weights if extractor else None, meta
+    )
+    return write_conditions(results, Path(out), title)

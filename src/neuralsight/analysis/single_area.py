@@ -20,11 +20,8 @@ import numpy as np
 
 from neuralsight.analysis.conditions import (
     BLOCK_BYTES,
-    ConditionResults,
-    feature_extractor,
-    score_conditions,
     trials_per_block,
-    write_conditions,
+    write_trained_conditions,
 )
 from neuralsight.analysis.occlusion import area_mask, unit_areas
 from neuralsight.analysis.training import require_decoder
@@ -134,17 +131,16 @@ def run_single_area(
         responses, _, _ = held_out_pairs(subset)
         reconstructions[area] = model.reconstruct(responses)
         units[area] = subset.n_units
-    extractor = feature_extractor(weights, input_size=feature_size) if features else None
-    table = score_conditions(reconstructions, dataset, ids, extractor)
-    table.insert(0, "n_units", [units[a] for a in table.index])
-    meta = {
-        "dataset": dataset.source,
-        "training": settings.as_dict(),
-        "n_units": units,
-        "stimulus_id": ids.tolist(),
-        "feature_size": feature_size if features else None,
-    }
-    results = ConditionResults(
-        table, reconstructions, targets, extractor.weights if extractor else None, meta
+    return write_trained_conditions(
+        reconstructions,
+        dataset,
+        (targets, ids),
+        out,
+        "single-area models",
+        training=settings.as_dict(),
+        condition_settings={"n_units": units},
+        columns={"n_units": units},
+        weights=weights,
+        feature_size=feature_size,
+        features=features,
     )
-    return write_conditions(results, Path(out), "single-area models")
