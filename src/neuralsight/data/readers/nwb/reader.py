@@ -161,7 +161,7 @@ def _reading_meta(
     }
 
 
-def _single_path(paths: Sequence[str] | str | os.PathLike) -> Path:
+def _single_path(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> Path:
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if len(paths) != 1:

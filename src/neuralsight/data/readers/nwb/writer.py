@@ -150,7 +150,6 @@ def _spikes_in_bins(
 
 def _new_nwb_file(meta: dict[str, Any], session_description: str) -> NWBFile:
     subject = meta.get("subject")
-    has_subject = isinstance(subject, dict) and subject.get("subject_id")
     session_id = meta.get("session_id")
     return NWBFile(
         session_description=session_description,
@@ -158,7 +157,7 @@ def _new_nwb_file(meta: dict[str, Any], session_description: str) -> NWBFile:
         session_start_time=datetime.now(timezone.utc),
         session_id=None if session_id is None else str(session_id),
         subject=Subject(subject_id=str(subject["subject_id"]), species=subject.get("species"))
-        if has_subject
+        if isinstance(subject, dict) and subject.get("subject_id")
         else None,
     )
 
