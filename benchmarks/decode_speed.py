@@ -36,14 +36,13 @@ rather than the contention.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from machine import achieved, count_flops, describe_machine, matmul_peak, print_document
+from machine import achieved, count_flops, run_speed_benchmark
 from neuralsight.models.decoders import SID, Decoder, ImprovedSID, RidgeDecoder
 
 N_INPUTS = 300
@@ -195,42 +194,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.frames < 1 or args.frames > args.batch_size:
         parser.error("need repeats >= 1 and 1 <= frames <= batch-size")
-    torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    peak = matmul_peak(size=args.peak_size)
-    decoders = {
-        name: benchmark_decoder(
-            name,
-            args.size,
-            args.batch_size,
-            args.repeats,
-            args.warmups,
-            args.frames,
-            peak["gflops"],
-        )
-        for name in args.decoders
+    timing = (args.size, args.batch_size, args.repeats, args.warmups, args.frames)
+
+    def measure(peak: float) -> dict:
+        return {
+            "decoders": {name: benchmark_decoder(name, *timing, peak) for name in args.decoders}
+        }
+
+    settings = {
+        "n_inputs": N_INPUTS,
+        "image_shape": [1, args.size, args.size],
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "warmups": args.warmups,
+        "frames": args.frames,
+        "weights": "random",
+        "statistic": "median over repeats",
+        "flops": "FlopCounterMode, one forward pass of the eager model, per trial; "
+        "peak: fp32 matmul at the start of the run",
     }
-    doc = {
-        "benchmark": "decode_speed",
-        "machine": describe_machine(load_before),
-        "peak": peak,
-        "settings": {
-            "n_inputs": N_INPUTS,
-            "image_shape": [1, args.size, args.size],
-            "batch_size": args.batch_size,
-            "repeats": args.repeats,
-            "warmups": args.warmups,
-            "frames": args.frames,
-            "weights": "random",
-            "statistic": "median over repeats",
-            "flops": "FlopCounterMode, one forward pass of the eager model, per trial; "
-            "peak: fp32 matmul at the start of the run",
-        },
-        "decoders": decoders,
-        "wall_s": time.perf_counter() - start,
-    }
-    return print_document(doc)
+    return run_speed_benchmark("decode_speed", args, settings, measure)
 
 
 if __name__ == "__main__":

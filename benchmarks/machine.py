@@ -8,11 +8,14 @@ seconds); `print_document` writes the document to stdout.
 It is also the one home of the speed benchmarks' yardstick: `matmul_peak` times a square
 fp32 matrix product (the machine's measured peak, in GFLOP/s), `count_flops` counts a
 step's floating-point operations with `torch.utils.flop_counter.FlopCounterMode`, and
-`achieved` puts a throughput in samples/s beside that peak.
+`achieved` puts a throughput in samples/s beside that peak. `run_speed_benchmark` is the
+frame of every speed benchmark's run: the load average, the peak, the measurement, then the
+document (machine, peak, settings, results, wall seconds), printed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -176,3 +179,42 @@ def achieved(flop_per_sample: float, samples_per_s: float, peak_gflops: float) -
     """
     gflops = flop_per_sample * samples_per_s / 1e9
     return {"gflops": gflops, "peak_gflops": peak_gflops, "fraction_of_peak": gflops / peak_gflops}
+
+
+def run_speed_benchmark(
+    benchmark: str, args: argparse.Namespace, settings: dict, measure: Callable[[float], dict]
+) -> dict:
+    """Measure the peak, then ``measure(peak_gflops)``; print the document and return it.
+
+    ``args`` are the benchmark's options: ``threads`` (`torch.set_num_threads`),
+    ``peak_size`` (side of the `matmul_peak` matrix) and ``device`` (the CPU where the
+    benchmark has no such option). The document is ``{"benchmark", "machine", "peak",
+    "settings", <what measure returned>, "wall_s"}``: the machine block of the device (load
+    average before the peak and after the measurement), the peak, ``settings``, the results
+    (``measure`` returns them under their key, e.g. ``{"models": {...}}``) and the seconds
+    from the peak to the end.
+
+    Examples
+    --------
+    >>> args = argparse.Namespace(threads=1, peak_size=64)
+    >>> doc = run_speed_benchmark("example", args, {}, lambda peak: {"models": peak > 0})
+    ... # doctest: +ELLIPSIS
+    {...}
+    >>> list(doc), doc["models"]
+    (['benchmark', 'machine', 'peak', 'settings', 'models', 'wall_s'], True)
+    """
+    device = getattr(args, "device", "cpu")
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    peak = matmul_peak(device, args.peak_size)
+    results = measure(peak["gflops"])
+    doc = {
+        "benchmark": benchmark,
+        "machine": describe_machine(load_before, device),
+        "peak": peak,
+        "settings": settings,
+        **results,
+        "wall_s": time.perf_counter() - start,
+    }
+    return print_document(doc)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import signal
 import sys
 import time
@@ -54,7 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from machine import achieved, count_flops, describe_machine, matmul_peak, print_document
+from machine import achieved, count_flops, run_speed_benchmark
 from neuralsight.metrics.image import ssim_per_image
 from workloads import DECODERS, build_decoder, n_inputs
 
@@ -253,34 +252,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if "fp32" not in args.variants or args.repeats < 1 or min(args.batch_sizes) < 1:
         parser.error("need the fp32 variant, repeats >= 1 and positive batch sizes")
-    torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    peak = matmul_peak(args.device, args.peak_size)
-    decoders = {name: benchmark_decoder(name, args, peak["gflops"]) for name in args.decoders}
-    doc = {
-        "benchmark": "precision_compile",
-        "machine": describe_machine(load_before, args.device),
-        "peak": peak,
-        "settings": {
-            "image_shape": [args.channels, args.size, args.size],
-            "n_inputs": {name: n_inputs(name) for name in args.decoders},
-            "variants": args.variants,
-            "batch_sizes": args.batch_sizes,
-            "samples_per_run": args.samples,
-            "repeats": args.repeats,
-            "warmups": args.warmups,
-            "compile_timeout_s": args.compile_timeout,
-            "path": "optimize_for_inference copy under torch.inference_mode",
-            "weights": "random (perturbed, so zero-initialised layers contribute)",
-            "statistic": "samples/s of the median timed run",
-            "flops": "FlopCounterMode, one fp32 forward pass, per trial; "
-            "peak: fp32 matmul at the start of the run",
-        },
-        "decoders": decoders,
-        "wall_s": time.perf_counter() - start,
+
+    def measure(peak: float) -> dict:
+        return {"decoders": {name: benchmark_decoder(name, args, peak) for name in args.decoders}}
+
+    settings = {
+        "image_shape": [args.channels, args.size, args.size],
+        "n_inputs": {name: n_inputs(name) for name in args.decoders},
+        "variants": args.variants,
+        "batch_sizes": args.batch_sizes,
+        "samples_per_run": args.samples,
+        "repeats": args.repeats,
+        "warmups": args.warmups,
+        "compile_timeout_s": args.compile_timeout,
+        "path": "optimize_for_inference copy under torch.inference_mode",
+        "weights": "random (perturbed, so zero-initialised layers contribute)",
+        "statistic": "samples/s of the median timed run",
+        "flops": "FlopCounterMode, one fp32 forward pass, per trial; "
+        "peak: fp32 matmul at the start of the run",
     }
-    return print_document(doc)
+    return run_speed_benchmark("precision_compile", args, settings, measure)
 
 
 if __name__ == "__main__":

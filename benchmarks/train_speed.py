@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import os
 import sys
 import time
 import warnings
@@ -53,7 +52,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from machine import achieved, describe_machine, matmul_peak, print_document
+from machine import achieved, run_speed_benchmark
 from neuralsight.data import NeuralDataModule
 from neuralsight.train import make_trainer
 from workloads import DECODERS, build_decoder, make_data, n_inputs
@@ -254,37 +253,29 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.warmups < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("need warmups, steps and repeats >= 1")
-    torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    peak = matmul_peak(args.device, args.peak_size)
-    models = {model: benchmark_model(model, args, peak["gflops"]) for model in args.models}
-    doc = {
-        "benchmark": "train_speed",
-        "machine": describe_machine(load_before, args.device),
-        "peak": peak,
-        "settings": {
-            "image_shape": [args.channels, args.size, args.size],
-            "batch_size": args.batch_size,
-            "steps_per_window": args.steps,
-            "windows": args.repeats,
-            "warmup_batches": args.warmups,
-            "precisions": args.precisions,
-            "compile": args.compile,
-            "n_inputs": {model: n_inputs(model) for model in args.models},
-            "monkeysee": "spatial mapping, D + G step per batch, VGG19 random weights, "
-            f"VGG input {args.vgg_input_size or args.size} px",
-            "weights": "random",
-            "statistic": "median over windows of samples/s",
-            "flops": "FlopCounterMode on the first (untimed) batch of the first precision, "
-            "forward + backward; peak: fp32 matmul at the start of the run",
-            "plain_loop": "fp32, same module and optimiser, zero_grad/loss/backward/step by "
-            "hand over the same DataLoader (automatic-optimisation models only)",
-        },
-        "models": models,
-        "wall_s": time.perf_counter() - start,
+
+    def measure(peak: float) -> dict:
+        return {"models": {model: benchmark_model(model, args, peak) for model in args.models}}
+
+    settings = {
+        "image_shape": [args.channels, args.size, args.size],
+        "batch_size": args.batch_size,
+        "steps_per_window": args.steps,
+        "windows": args.repeats,
+        "warmup_batches": args.warmups,
+        "precisions": args.precisions,
+        "compile": args.compile,
+        "n_inputs": {model: n_inputs(model) for model in args.models},
+        "monkeysee": "spatial mapping, D + G step per batch, VGG19 random weights, "
+        f"VGG input {args.vgg_input_size or args.size} px",
+        "weights": "random",
+        "statistic": "median over windows of samples/s",
+        "flops": "FlopCounterMode on the first (untimed) batch of the first precision, "
+        "forward + backward; peak: fp32 matmul at the start of the run",
+        "plain_loop": "fp32, same module and optimiser, zero_grad/loss/backward/step by "
+        "hand over the same DataLoader (automatic-optimisation models only)",
     }
-    return print_document(doc)
+    return run_speed_benchmark("train_speed", args, settings, measure)
 
 
 if __name__ == "__main__":
