@@ -148,9 +148,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         model = build()
         fit(model, data, **{"max_epochs": -1, **budget}, out_dir=out, name=name)
         stage_seconds[f"train_{name}"] = round(time.perf_counter() - stage_started, 1)
-        scores[name] = score_decoder(
-            model, dataset, "test", average_repeats=False, mean_image_of=train_ids
-        )
+        scores[name] = score_decoder(model, dataset, "test", average_repeats=False)
         save_reconstructions(
             out / f"reconstructions_{name}.npz",
             scores[name].reconstructions,
@@ -163,7 +161,13 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     reconstructions = {name: record.reconstructions for name, record in scores.items()}
     reconstructions["mean_image"] = mean_image(dataset, train_ids, len(truth))
     metrics = {name: record.image for name, record in scores.items()}
-    metrics["mean_image"] = scores["ridge"].controls["mean_image"]["image"]  # in every record
+    metrics["mean_image"] = score_decoder(
+        reconstructions["mean_image"],
+        dataset,
+        "test",
+        stimulus_id=scores["ridge"].stimulus_id,
+        average_repeats=False,
+    ).image
     order = ["ridge", "sid", "improved_sid", "mean_image", "shuffled"]
     metrics = {name: metrics[name] for name in order}
     run = {
