@@ -21,11 +21,17 @@ Sources
     uniform random grey levels or colours, stacked until they cover the image. They share the
     scale invariance and the ~1/f^2 power spectrum of natural images, and are unlimited.
 ``folder``
-    Any folder of image files, sorted by name, centre-cropped to a square and resized. Every
-    `FOLDER_TEST_EVERY`-th file (the 10th, 20th, ...) is test, the rest train.
+    The image files of a folder (searched recursively) or a ``.zip`` archive (read without
+    extracting), sorted by relative path, centre-cropped to a square and resized. Where
+    ``train.txt`` and ``test.txt`` exist (in ``root``, else beside it; `FOLDER_SPLIT_LISTS`)
+    they give the split, whole files apart; without them every `FOLDER_TEST_EVERY`-th file
+    (the 10th, 20th, ...) is test, the rest train. See `folder_files` for the rule.
 ``mnist``, ``cifar10``, ``cifar100``
-    The torchvision data sets under ``root``, with their own train/test split. They are only
-    downloaded when ``download=True``.
+    The data sets' own train/test split, read from local files under ``root``: torchvision's
+    layout, or for ``mnist`` the IDX files directly in ``root``, gzipped or not
+    (`read_idx_images`), and for ``cifar*`` a folder or ``.zip`` of
+    ``<split>/<class>/*.jpg`` image files (`cifar_image_files`), which may hold one split
+    only. They are only downloaded (by torchvision) when ``download=True``.
 
 Grey (``channels=1``) images are the luminance of colour ones (Rec. 709 weights, as in
 ``skimage.color.rgb2gray``); colour (``channels=3``) images of grey-only sources repeat the
@@ -62,7 +68,16 @@ from neuralsight.data.sources.deadleaves import (
 )
 from neuralsight.data.sources.digits import DIGITS_TEST_EVERY
 from neuralsight.data.sources.draw import describe_source, make_stimuli, stimulus_blocks
-from neuralsight.data.sources.folder import FOLDER_TEST_EVERY, IMAGE_EXTENSIONS, folder_files
+from neuralsight.data.sources.folder import (
+    FOLDER_SPLIT_LISTS,
+    FOLDER_TEST_EVERY,
+    IMAGE_EXTENSIONS,
+    folder_files,
+    folder_split,
+    image_files,
+    read_images,
+    tree_files,
+)
 from neuralsight.data.sources.natural import (
     NATURAL_COLOUR_PHOTOS,
     NATURAL_MAX_SCALE,
@@ -73,7 +88,11 @@ from neuralsight.data.sources.natural import (
     natural_crops,
     natural_photos,
 )
-from neuralsight.data.sources.torchvision_sets import torchvision_blocks
+from neuralsight.data.sources.torchvision_sets import (
+    cifar_image_files,
+    read_idx_images,
+    torchvision_blocks,
+)
 
 __all__ = [
     "CHANNELS",
@@ -81,6 +100,7 @@ __all__ = [
     "DEADLEAVES_R_MIN",
     "DEADLEAVES_SUPERSAMPLE",
     "DIGITS_TEST_EVERY",
+    "FOLDER_SPLIT_LISTS",
     "FOLDER_TEST_EVERY",
     "IMAGE_EXTENSIONS",
     "NATURAL_COLOUR_PHOTOS",
@@ -96,17 +116,23 @@ __all__ = [
     "as_unit_float",
     "center_square",
     "check_source_args",
+    "cifar_image_files",
     "dead_leaves",
     "describe_source",
     "folder_files",
+    "folder_split",
+    "image_files",
     "load_photo",
     "make_stimuli",
     "natural_crops",
     "natural_photos",
+    "read_idx_images",
+    "read_images",
     "register_source",
     "resize_images",
     "source_rng",
     "stimulus_blocks",
     "to_channels",
     "torchvision_blocks",
+    "tree_files",
 ]
