@@ -105,3 +105,9 @@ def run_under_memory_cap(imports: str, body: str, path, headroom_mb: int = 300) 
     assert result["cap_holds"], "the memory cap did not stop an allocation of its own size"
     assert result["file_bytes"] > result["cap"]
     return result
+
+
+@pytest.fixture(autouse=True)
+def no_weights_folder(monkeypatch):
+    """Tests never read a weights folder a developer's environment names (../shared/weights)."""
+    monkeypatch.delenv("NEURALSIGHT_WEIGHTS", raising=False)
