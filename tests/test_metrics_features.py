@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+import torchvision
 
 from neuralsight.metrics.features import (
     ALEXNET_LAYERS,
@@ -87,3 +89,25 @@ def test_shape_mismatch_and_unknown_layers_are_clear_errors(extractor):
             weights="random", layers=("conv2",), device="cpu"
         )
         feature_metrics(images(2), images(2), extractor=only_conv2)
+
+
+def test_weights_of_the_convolutions_only_leave_fc_layers_unavailable(tmp_path):
+    network = torchvision.models.alexnet(weights=None)
+    state = {k: v.numpy() for k, v in network.state_dict().items() if k.startswith("features.")}
+    np.savez(tmp_path / "alexnet_features.npz", **state)
+    partial = AlexNetFeatures.from_pretrained(weights=tmp_path, device="cpu", input_size=96)
+    assert partial.layers == ("conv1", "conv2", "conv3", "conv4", "conv5")
+    assert partial.unavailable == ("fc6", "fc7", "fc8")
+    direct = AlexNetFeatures(network, "direct", layers=partial.layers, device="cpu", input_size=96)
+    x = images(3, seed=6)
+    for layer, values in partial(x).items():
+        assert torch.equal(values, direct(x)[layer]), layer
+    target = images(16, seed=7)
+    shuffled = target[torch.randperm(16, generator=torch.Generator().manual_seed(8))]
+    perfect = feature_metrics(target, target, extractor=partial)
+    chance = feature_metrics(shuffled, target, extractor=partial)
+    assert perfect["unavailable"] == ["fc6", "fc7", "fc8"] and "corr_fc6" not in perfect
+    assert perfect["weights"].startswith("imagenet:alexnet_features.npz#")
+    assert perfect["twoway_conv2"] == perfect["twoway_conv5"] == 1.0
+    for key in ("twoway_conv2", "twoway_conv5"):
+        assert 0.3 <= chance[key] <= 0.7, (key, chance[key])

@@ -17,9 +17,12 @@ much of the image-reconstruction literature:
   stimulus should be given once (average repeats first): a duplicate true image is a
   distractor that can only tie.
 
-The network's weights come from `neuralsight.pretrained.load_pretrained`; the
-result records their provenance under ``"weights"`` (``"random"`` weights give numbers that
-cannot be compared with published ones). Forward passes are batched, in inference mode.
+The network's weights come from `neuralsight.pretrained.load_pretrained` (a weights folder,
+the hub cache or torchvision); the result records their provenance under ``"weights"``
+(``"random"`` weights give numbers that cannot be compared with published ones). Layers
+that the weights do not cover (``fc6``-``fc8`` with a file of AlexNet's convolutions only)
+are not computed on random weights: they are listed under ``"unavailable"`` instead.
+Forward passes are batched, in inference mode.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from neuralsight.metrics.image import ImageBatch, check_pair, pearson_rows
-from neuralsight.pretrained import load_pretrained
+from neuralsight.pretrained import Pretrained, load_pretrained
 
 ALEXNET_LAYERS: dict[str, str] = {
     "conv1": "features.1",
@@ -55,6 +58,34 @@ TWOWAY_LAYERS: tuple[str, ...] = ("conv2", "conv5")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALEXNET_INPUT_SIZE = 224
+
+
+def _check_layers(layers: Sequence[str]) -> None:
+    unknown = [layer for layer in layers if layer not in ALEXNET_LAYERS]
+    if unknown:
+        raise ValueError(
+            f"unknown AlexNet layer(s) {unknown}; expected names from {list(ALEXNET_LAYERS)}"
+        )
+
+
+def layer_is_covered(pretrained: Pretrained, layer: str) -> bool:
+    """True when every parameter that AlexNet's ``layer`` depends on came from the weights.
+
+    A layer depends on every layer with parameters up to its node in `ALEXNET_LAYERS`.
+
+    Examples
+    --------
+    >>> layer_is_covered(load_pretrained("alexnet", weights="random"), "fc8")
+    True
+    """
+    order = [name for name, _ in pretrained.network.named_modules()]
+    position = order.index(ALEXNET_LAYERS[layer])
+    with_parameters = [
+        name
+        for name, module in pretrained.network.named_modules()
+        if any(True for _ in module.parameters(recurse=False))
+    ]
+    return all(pretrained.covers(name) for name in with_parameters if order.index(name) <= position)
 
 
 def default_device() -> torch.device:
@@ -108,6 +139,9 @@ class AlexNetFeatures:
     input_size
         Side images are resized to: 224 as AlexNet was trained (and as published numbers
         use); smaller values (at least 64) only for quick checks.
+    unavailable
+        Layers asked for that the weights do not cover: not read, reported by
+        `feature_metrics`.
 
     Examples
     --------
@@ -125,11 +159,13 @@ class AlexNetFeatures:
         layers: Sequence[str] = tuple(ALEXNET_LAYERS),
         device: str | torch.device | None = None,
         input_size: int = ALEXNET_INPUT_SIZE,
+        unavailable: Sequence[str] = (),
     ) -> None:
-        unknown = [layer for layer in layers if layer not in ALEXNET_LAYERS]
-        if unknown:
+        _check_layers(layers)
+        if not layers:
             raise ValueError(
-                f"unknown AlexNet layer(s) {unknown}; expected names from {list(ALEXNET_LAYERS)}"
+                f"no AlexNet layer to read: the weights ({weights}) cover none of "
+                f"{list(unavailable)}"
             )
         if input_size < 64:
             raise ValueError(
@@ -137,6 +173,7 @@ class AlexNetFeatures:
             )
         self.weights = weights
         self.layers = tuple(layers)
+        self.unavailable = tuple(unavailable)
         self.input_size = input_size
         self.device = torch.device(device) if device is not None else default_device()
         network = network.eval().requires_grad_(False)
@@ -154,13 +191,25 @@ class AlexNetFeatures:
     ) -> AlexNetFeatures:
         """Build from `load_pretrained` (``weights`` follows its policy).
 
+        Layers that the weights do not cover go to `unavailable` instead of `layers`.
+
         Examples
         --------
         >>> AlexNetFeatures.from_pretrained(weights="random", device="cpu").weights
         'random'
         """
-        network, provenance = load_pretrained("alexnet", weights=weights)
-        return cls(network, provenance, layers=layers, device=device, input_size=input_size)
+        _check_layers(layers)
+        pretrained = load_pretrained("alexnet", weights=weights)
+        covered = [layer for layer in layers if layer_is_covered(pretrained, layer)]
+        missing = [layer for layer in layers if layer not in covered]
+        return cls(
+            pretrained.network,
+            pretrained.weights,
+            layers=covered,
+            device=device,
+            input_size=input_size,
+            unavailable=missing,
+        )
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -229,8 +278,10 @@ def _batches(pred: torch.Tensor, target: torch.Tensor, batch_size: int) -> Itera
 
 
 def _check_twoway_layers(twoway_layers: Sequence[str], extractor: AlexNetFeatures) -> None:
-    """Raise a ValueError naming the two-way layers that ``extractor`` does not read."""
-    missing = [layer for layer in twoway_layers if layer not in extractor.layers]
+    """Raise a ValueError naming the two-way layers that ``extractor`` neither reads nor
+    reports as unavailable."""
+    known = extractor.layers + extractor.unavailable
+    missing = [layer for layer in twoway_layers if layer not in known]
     if missing:
         raise ValueError(
             f"twoway_layers {missing} are not read by the extractor (layers {extractor.layers})"
@@ -246,7 +297,7 @@ def feature_metrics(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     progress: bool = False,
-) -> dict[str, float | int | str]:
+) -> dict[str, float | int | str | list[str]]:
     """AlexNet layer correlations and two-way identification of reconstructions.
 
     Parameters
@@ -272,7 +323,9 @@ def feature_metrics(
     -------
     dict
         ``corr_<layer>`` for each extractor layer, ``twoway_pixel`` and
-        ``twoway_<layer>`` (fractions, chance 0.5), ``n_images`` and ``weights``.
+        ``twoway_<layer>`` (fractions, chance 0.5), ``n_images`` and ``weights``; where the
+        weights do not cover some layers, ``unavailable`` lists them (no ``corr_`` or
+        ``twoway_`` value is given for them).
 
     Examples
     --------
@@ -287,7 +340,7 @@ def feature_metrics(
     _check_twoway_layers(twoway_layers, extractor)
     correlations: dict[str, list[torch.Tensor]] = {layer: [] for layer in extractor.layers}
     kept: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {
-        layer: ([], []) for layer in twoway_layers
+        layer: ([], []) for layer in twoway_layers if layer in extractor.layers
     }
     batches = track(
         _batches(pred_t, target_t, batch_size),
@@ -303,7 +356,7 @@ def feature_metrics(
             if layer in kept:
                 kept[layer][0].append(standardise_rows(features[:n]).cpu())
                 kept[layer][1].append(standardise_rows(features[n:]).cpu())
-    result: dict[str, float | int | str] = {
+    result: dict[str, float | int | str | list[str]] = {
         f"corr_{layer}": float(torch.cat(values).mean()) for layer, values in correlations.items()
     }
     result["twoway_pixel"] = twoway_identification(pred_t.flatten(1), target_t.flatten(1))
@@ -313,4 +366,6 @@ def feature_metrics(
         )
     result["n_images"] = int(pred_t.shape[0])
     result["weights"] = extractor.weights
+    if extractor.unavailable:
+        result["unavailable"] = list(extractor.unavailable)
     return result

@@ -110,7 +110,7 @@ class DecoderScores:
         """One flat row: the image metrics, the feature metrics and ``colourfulness``."""
         row = dict(self.image)
         if self.features is not None:
-            skip = ("weights", "n_images")
+            skip = ("weights", "n_images", "unavailable")
             row |= {k: float(v) for k, v in self.features.items() if k not in skip}
         row["colourfulness"] = self.colourfulness["reconstructions"]
         return row
