@@ -81,7 +81,7 @@ from neuralsight.data.sources import make_stimuli
 from neuralsight.lightning_cli import TrainingSettings, build_model, train_model
 from neuralsight.metrics import score_decoder
 from neuralsight.models.decoders import RidgeDecoder
-from neuralsight.pretrained import load_pretrained
+from neuralsight.pretrained import first_available
 from neuralsight.simulate.cortex import simulate_cortex
 from neuralsight.train import fit
 
@@ -236,11 +236,12 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
     }
     settings["simulate_seconds"] = round(time.perf_counter() - tick, 1)
     results: dict[str, Any] = {"models": {}, "coverage": field_coverage(dataset.units, args.size)}
-    _, vgg_provenance = load_pretrained("vgg19", args.vgg_weights)
-    vgg_weights = "random" if vgg_provenance == "random" else args.vgg_weights
+    vgg = first_available(("vgg19", "vgg16"), args.vgg_weights)
+    vgg_weights = "random" if vgg.weights == "random" else args.vgg_weights
     extractor = feature_extractor(args.alexnet_weights, input_size=args.feature_size)
     settings |= {
-        "vgg_weights": vgg_provenance,
+        "vgg_network": vgg.name,
+        "vgg_weights": vgg.weights,
         "alexnet_weights": extractor.weights,
         "feature_weight": feature_weight(args, vgg_weights),
     }

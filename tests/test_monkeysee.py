@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchvision
 import yaml
 
 from neuralsight.data import NeuralDataModule, NeuralDataset
@@ -23,7 +24,7 @@ from neuralsight.models.blocks.pix2pix import PatchDiscriminator, Pix2PixGenerat
 from neuralsight.models.decoders import MonkeySee
 from neuralsight.models.decoders.monkeysee import unit_info
 from neuralsight.models.losses import (
-    VGG19FeatureLoss,
+    VGGFeatureLoss,
     discriminator_loss,
     generator_adversarial_loss,
 )
@@ -215,7 +216,7 @@ def test_patch_discriminator_scores_patches_of_condition_image_pairs():
 
 
 def test_vgg_feature_loss_is_zero_for_equal_images_and_lets_gradients_through():
-    loss = VGG19FeatureLoss(weights="random", input_size=64)
+    loss = VGGFeatureLoss(weights="random", input_size=64)
     target = torch.rand(2, 1, 32, 32)
     pred = torch.rand(2, 1, 32, 32, requires_grad=True)
     assert float(loss(target, target)) == 0.0
@@ -373,3 +374,18 @@ def test_configs_build_the_model(path):
     name = path.stem.removeprefix("monkeysee_")
     assert model.hparams.mapping == {"baseline": "dense"}.get(name, name)
     assert config["data"]["path"].endswith(".h5")
+
+
+def test_vgg_feature_loss_runs_on_vgg16_at_vgg19s_named_depths_where_only_vgg16_exists(
+    tmp_path,
+):
+    network = torchvision.models.vgg16(weights=None)
+    state = {k: v.numpy() for k, v in network.state_dict().items() if k.startswith("features.")}
+    np.savez(tmp_path / "vgg16_features.npz", **state)
+    loss = VGGFeatureLoss(weights=tmp_path, input_size=None)
+    assert loss.network == "vgg16" and loss.cuts == (8, 15, 20, 25, 29)
+    assert loss.weights.startswith("imagenet:vgg16_features.npz#")
+    kinds = [type(loss.features[k - 1]).__name__ for k in loss.cuts]
+    assert kinds == ["Conv2d"] * 5
+    with pytest.raises(ValueError, match=r"between 1 and 30 for vgg16"):
+        VGGFeatureLoss(weights=tmp_path, cuts=(35,))

@@ -1,15 +1,25 @@
-"""Training losses of the GAN decoders: VGG19 feature loss and adversarial helpers.
+"""Training losses of the GAN decoders: the VGG feature loss and adversarial helpers.
 
-`VGG19FeatureLoss` is MonkeySee's perceptual loss (reference code ``generator_vgg.py``):
+`VGGFeatureLoss` is MonkeySee's perceptual loss (reference code ``generator_vgg.py``):
 reconstruction and target are resized (bilinear, to 224 x 224 by default), grey images are
 repeated to three channels, both are ImageNet-normalised and passed through torchvision's
 VGG19; the loss is the mean over several feature depths of the L1 distance between their
-features. The default depths are the reference's ``features[:8]``, ``[:15]``, ``[:22]``,
-``[:29]`` and ``[:35]`` (the outputs, before ReLU, of conv2_2, conv3_3, conv4_2, conv5_1 and
-conv5_4; torchvision and MXNet number VGG19's feature layers alike). The network comes from
-`neuralsight.pretrained.load_pretrained` (offline-aware); its provenance is kept in
-``weights``. It is frozen, but gradients flow through it to the reconstruction; its
-feature layers (convolutions, ReLUs, max pooling) behave alike in train and eval mode.
+features. The reference's depths are ``features[:8]``, ``[:15]``, ``[:22]``, ``[:29]`` and
+``[:35]`` (the outputs, before ReLU, of conv2_2, conv3_3, conv4_2, conv5_1 and conv5_4;
+torchvision and MXNet number VGG19's feature layers alike).
+
+**VGG16 in place of VGG19** (a documented departure). Where VGG19's ImageNet weights are
+absent but VGG16's are present (`neuralsight.pretrained.first_available`), the loss runs on
+VGG16 at the same named depths: conv2_2 ``[:8]``, conv3_3 ``[:15]``, conv4_2 ``[:20]`` and
+conv5_1 ``[:25]`` exist in both networks and sit at the same resolution after the same
+number of poolings; VGG16 has no conv5_4, so its last convolution, conv5_3 ``[:29]``,
+stands for the deepest term (`VGG_CUTS`). The two networks share their design and training
+recipe and differ only by one convolution in each of blocks 3 to 5, so the terms measure
+distances at the same scales. ``network`` and ``weights`` record which network and file were
+used.
+
+The network is frozen, but gradients flow through it to the reconstruction; its feature
+layers (convolutions, ReLUs, max pooling) behave alike in train and eval mode.
 
 The adversarial helpers are the pix2pix ones on logits: binary cross-entropy against all
 ones (real) or all zeros (fake), the discriminator's loss halved as in pix2pix.
@@ -24,43 +34,52 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralsight.pretrained import load_pretrained
+from neuralsight.pretrained import first_available
 
-VGG19_CUTS = (8, 15, 22, 29, 35)
-"""Feature depths of the loss: outputs of ``vgg19.features[:k]`` for each k (the reference's)."""
+VGG_CUTS: dict[str, tuple[int, ...]] = {
+    "vgg19": (8, 15, 22, 29, 35),
+    "vgg16": (8, 15, 20, 25, 29),
+}
+"""Feature depths of the loss (outputs of ``features[:k]``): the reference's for VGG19 and
+the same named layers for VGG16 (conv5_3 for the missing conv5_4)."""
+
+VGG_FEATURE_LAYERS = {"vgg19": 36, "vgg16": 30}
+"""Modules in each network's ``features`` below the last pooling, the deepest usable cut."""
 
 VGG_INPUT_SIZE = 224
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGG19FeatureLoss(nn.Module):
-    """Mean over feature depths of the L1 distance between VGG19 features of two image batches.
+class VGGFeatureLoss(nn.Module):
+    """Mean over feature depths of the L1 distance between VGG features of two image batches.
 
     Parameters
     ----------
     weights
-        VGG19 weights, passed to `load_pretrained` (``"auto"``, ``"imagenet"``, ``"random"``
-        or a path to a state dict).
+        Passed to `first_available` for VGG19, then VGG16 (``"auto"``, ``"imagenet"``,
+        ``"random"``, a folder or a file).
     cuts
         Feature depths: the loss compares the outputs of ``features[:k]`` for each ``k``
-        (1 to 36).
+        (1 to 36 for VGG19, 1 to 30 for VGG16); by default `VGG_CUTS` of the network used.
     input_size
         Side images are resized to before the network (224, as the reference); ``None``
         keeps their size (cheaper, for small images on a CPU).
 
     Attributes
     ----------
+    network
+        ``"vgg19"`` or ``"vgg16"``.
     weights
-        Provenance of the network's weights: ``"imagenet"``, ``"random"`` or ``"file:..."``.
+        Provenance of the network's weights (see `neuralsight.pretrained`).
 
     Examples
     --------
     >>> import torch
-    >>> loss = VGG19FeatureLoss(weights="random", cuts=(4, 9), input_size=None)
+    >>> loss = VGGFeatureLoss(weights="random", cuts=(4, 9), input_size=None)
     >>> x = torch.rand(2, 1, 32, 32)
-    >>> float(loss(x, x)), loss.weights
-    (0.0, 'random')
+    >>> float(loss(x, x)), loss.network, loss.weights
+    (0.0, 'vgg19', 'random')
     """
 
     mean: torch.Tensor
@@ -69,21 +88,26 @@ class VGG19FeatureLoss(nn.Module):
     def __init__(
         self,
         weights: str | os.PathLike | None = "auto",
-        cuts: Sequence[int] = VGG19_CUTS,
+        cuts: Sequence[int] | None = None,
         input_size: int | None = VGG_INPUT_SIZE,
     ) -> None:
         super().__init__()
-        cuts = sorted({int(k) for k in cuts})
-        if not cuts or cuts[0] < 1 or cuts[-1] > 36:
-            raise ValueError(f"cuts must be feature depths between 1 and 36, found {cuts}")
-        network, self.weights = load_pretrained("vgg19", weights=weights)
-        features = network.features
-        assert isinstance(features, nn.Sequential)  # torchvision's VGG19
-        self.features = features[: cuts[-1]].requires_grad_(False).train(self.training)
+        pretrained = first_available(("vgg19", "vgg16"), weights=weights)
+        self.network, self.weights = pretrained.name, pretrained.weights
+        chosen = sorted({int(k) for k in (VGG_CUTS[self.network] if cuts is None else cuts)})
+        deepest = VGG_FEATURE_LAYERS[self.network]
+        if not chosen or chosen[0] < 1 or chosen[-1] > deepest:
+            raise ValueError(
+                f"cuts must be feature depths between 1 and {deepest} for {self.network}, "
+                f"found {chosen}"
+            )
+        features = pretrained.network.features
+        assert isinstance(features, nn.Sequential)  # torchvision's VGG
+        self.features = features[: chosen[-1]].requires_grad_(False).train(self.training)
         for layer in self.features:
             if isinstance(layer, nn.ReLU):
                 layer.inplace = False  # the pre-ReLU outputs at the cuts are kept
-        self.cuts = tuple(cuts)
+        self.cuts = tuple(chosen)
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[:, None, None], persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD)[:, None, None], persistent=False)
@@ -109,7 +133,7 @@ class VGG19FeatureLoss(nn.Module):
         return out
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean L1 distance between the VGG19 features of ``pred`` and ``target``."""
+        """Mean L1 distance between the VGG features of ``pred`` and ``target``."""
         if pred.shape != target.shape:
             raise ValueError(
                 f"pred and target must have the same shape, found {tuple(pred.shape)} and "

@@ -28,7 +28,7 @@ Responses go through four stages:
 
 4. **Generator** (`Pix2PixGenerator`, U-Net, sigmoid output in [0, 1]) trained against a
    conditional PatchGAN (`PatchDiscriminator`) on (mapped input, image) pairs, with
-   ``adversarial_weight`` (0.01) x adversarial + ``feature_weight`` (1.0) x VGG19 feature
+   ``adversarial_weight`` (0.01) x adversarial + ``feature_weight`` (1.0) x VGG feature
    loss + ``pixel_weight`` (0.5) x L1; Adam, lr 2e-4, beta1 0.5, one optimiser per network,
    in Lightning's manual optimisation (the discriminator steps first, then the generator,
    as in the reference). A weight of 0 skips its term; with ``adversarial_weight=0`` the
@@ -45,8 +45,10 @@ Departures from the reference code (MXNet): ``paint="rf"`` paints RF Gaussians r
 single pixels (an option; the default paints pixels); the discriminator sees the current
 fakes rather than a 50-image history buffer; the innermost two decoder levels of the
 generator use dropout 0.5 (the reference builds none).
-The VGG19 network is not saved in checkpoints (it is reloaded from ``vgg_weights``); its
-weights' provenance is ``model.feature_loss.weights``.
+The VGG network of the feature loss is VGG19, or VGG16 at the same named depths where only
+VGG16's ImageNet weights are present (`VGGFeatureLoss`); it is not saved in checkpoints (it
+is reloaded from ``vgg_weights``); which network and weights were used is
+``model.feature_loss.network`` and ``model.feature_loss.weights``.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ from neuralsight.models.blocks.pix2pix import PatchDiscriminator, Pix2PixGenerat
 from neuralsight.models.decoders.base import Decoder, ResponseScaler, Scaling
 from neuralsight.models.losses import (
     VGG_INPUT_SIZE,
-    VGG19FeatureLoss,
+    VGGFeatureLoss,
     discriminator_loss,
     generator_adversarial_loss,
 )
@@ -188,10 +190,10 @@ class MonkeySee(Decoder):
     dense_channels
         Channels the ``"dense"`` mapping produces at image size.
     vgg_weights
-        VGG19 weights of the feature loss (see `load_pretrained`: ``"auto"``, ``"imagenet"``,
-        ``"random"`` or a path).
+        Weights of the feature loss's VGG19 (or VGG16 where only its weights exist; see
+        `VGGFeatureLoss`): ``"auto"``, ``"imagenet"``, ``"random"``, a folder or a file.
     vgg_input_size
-        Side images are resized to for VGG19 (224); ``None`` keeps their size.
+        Side images are resized to for the VGG network (224); ``None`` keeps their size.
     rf_seed
         Seed of the random initial RFs of ``"end_to_end"`` units without a known RF.
     area, array, rf_x, rf_y, rf_sigma, bin_edges_ms
@@ -281,7 +283,7 @@ class MonkeySee(Decoder):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.feature_loss = (
-            VGG19FeatureLoss(vgg_weights, input_size=vgg_input_size) if feature_weight else None
+            VGGFeatureLoss(vgg_weights, input_size=vgg_input_size) if feature_weight else None
         )
         self.generator: Pix2PixGenerator | None = None
         self.discriminator: PatchDiscriminator | None = None
@@ -506,19 +508,19 @@ class MonkeySee(Decoder):
     # ------------------------------------------------------------------ checkpoints, inference
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Leave the frozen VGG19 out of checkpoints (it is reloaded from ``vgg_weights``)."""
+        """Leave the frozen VGG network out of checkpoints (it is reloaded from ``vgg_weights``)."""
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith("feature_loss.")]:
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Put the frozen VGG19 back into the state dict (it was left out on saving)."""
+        """Put the frozen VGG network back into the state dict (it was left out on saving)."""
         if self.feature_loss is not None:
             own = self.feature_loss.state_dict(prefix="feature_loss.")
             checkpoint["state_dict"].update(own)
 
     def optimize_for_inference(self) -> MonkeySee:
-        """An eval-mode copy for fast inference, without the discriminator and VGG19."""
+        """An eval-mode copy for fast inference, without the discriminator and the VGG network."""
         self._require_built()
         modules = dict(self._modules)
         for name in TRAINING_ONLY:
