@@ -12,8 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The feature metrics use ImageNet weights from $NEURALSIGHT_WEIGHTS, else ../shared/weights
+# where the project sits beside one; without any the demo skips them and says so.
+WEIGHTS_FOLDER := $(or $(NEURALSIGHT_WEIGHTS),$(wildcard ../shared/weights))
+
 demo: $(STAMP)
-	$(BIN)/neuralsight demo --out outputs/demo
+	NEURALSIGHT_WEIGHTS='$(WEIGHTS_FOLDER)' $(BIN)/neuralsight demo --out outputs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -38,6 +38,13 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 VERBOSE_FLAG = "--verbose"
 
 
+WEIGHTS_HELP = (
+    "AlexNet weights: auto (the $NEURALSIGHT_WEIGHTS folder, the torch hub cache, else random "
+    "with a warning), imagenet (the same, or an error), random, a folder holding "
+    "alexnet_features.npz or torchvision's file, or a .npz/.pth file"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuralsight`` command line; returns the exit status."""
     from neuralsight.quiet import set_verbose, silence_third_party
@@ -167,7 +174,7 @@ def _add_evaluate(commands) -> None:
     p.add_argument("--predictions", help="encode: file written by neuralsight predict")
     p.add_argument("--dataset", required=True, help="the dataset file the responses came from")
     p.add_argument("--features", action="store_true", help="add AlexNet feature metrics")
-    p.add_argument("--weights", default="auto", help="AlexNet weights: auto, random or a path")
+    p.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.set_defaults(run=_run_evaluate)
 
@@ -400,7 +407,7 @@ def _add_analyze(commands) -> None:
 
 def _add_feature_options(p) -> None:
     g = p.add_argument_group("AlexNet feature metrics")
-    g.add_argument("--weights", default="auto", help="AlexNet weights: auto, random or a path")
+    g.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
     g.add_argument(
         "--feature-size", type=int, default=224, help="AlexNet input side (224 as published)"
     )

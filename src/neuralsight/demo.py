@@ -9,8 +9,14 @@ our improved SID; every model and two controls are scored on the held-out test s
 - ``mean_image``: every reconstruction is the mean training image;
 - ``shuffled``: the improved SID retrained on responses shuffled across stimuli (chance).
 
-Writes ``metrics.json`` (``{"<model>": {"mse", "psnr", "ssim", "pixcorr"}}``), ``run.json``
-(settings, seed, timing, data summary), ``reconstructions.png``, ``metrics.png``, the
+Where ImageNet AlexNet weights are found without a download (``$NEURALSIGHT_WEIGHTS``, the
+torch hub cache; `neuralsight.pretrained`), every model is also scored on the feature
+metrics: AlexNet layer correlation conv1-conv5 and two-way identification on pixels and on
+AlexNet conv2 and conv5 (`neuralsight.metrics.features`); without them these are skipped
+(never computed on random weights) and ``run.json`` says how to add them.
+
+Writes ``metrics.json`` (``{"<model>": {"mse", "psnr", "ssim", "pixcorr"[, feature
+metrics]}}``), ``run.json`` (settings, seed, timing, data summary, the weights' provenance), ``reconstructions.png``, ``metrics.png``, the
 dataset, the reconstructions, the checkpoints and ``report.html`` into the output folder.
 """
 
@@ -32,9 +38,11 @@ from rich.table import Table
 from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.sources import make_stimuli
+from neuralsight.metrics.features import AlexNetFeatures
 from neuralsight.metrics.results import save_reconstructions, write_metrics_json
 from neuralsight.metrics.score import DecoderScores, mean_image, score_decoder
 from neuralsight.models.decoders import SID, Decoder, ImprovedSID, RidgeDecoder
+from neuralsight.pretrained import WEIGHTS_ENV, download_allowed, local_imagenet_file
 from neuralsight.simulate.retina import simulate_retina
 from neuralsight.train import fit
 from neuralsight.viz.figures import metric_bars, reconstruction_grid
@@ -81,6 +89,32 @@ def make_demo_dataset(settings: DemoSettings, seed: int) -> NeuralDataset:
     dataset = simulate_retina(train, test, preset="realistic", n_cells=settings.n_cells, seed=seed)
     dataset.meta["source"] = "natural (train: natural + deadleaves, test: held-out photographs)"
     return dataset
+
+
+def imagenet_features() -> tuple[AlexNetFeatures | None, str]:
+    """An ImageNet AlexNet for the feature metrics, where one is found without a download.
+
+    Returns the extractor (None without weights) and the provenance or the reason it is
+    missing.
+
+    Examples
+    --------
+    >>> extractor, weights = imagenet_features()
+    >>> extractor is None or weights.startswith("imagenet:")
+    True
+    """
+    if local_imagenet_file("alexnet") is None and not download_allowed():
+        return None, (
+            f"skipped: no ImageNet AlexNet weights found; set {WEIGHTS_ENV} to a folder holding "
+            "alexnet_features.npz (or torchvision's alexnet-owt-7be5be79.pth) to add them"
+        )
+    extractor = AlexNetFeatures.from_pretrained(weights="imagenet", device="cpu")
+    return extractor, extractor.weights
+
+
+def _metric_row(record: DecoderScores) -> dict[str, float]:
+    """The image metrics and, where computed, the feature metrics of one scored model."""
+    return {k: v for k, v in record.row().items() if k != "colourfulness"}
 
 
 DemoModel = tuple[Callable[[], Decoder], NeuralDataModule, dict[str, Any]]
@@ -140,6 +174,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     models = demo_models(dataset, settings, seed)
     datamodule = models["ridge"][1]
     train_ids = np.unique(datamodule.train_set.stimulus_index)
+    extractor, weights = imagenet_features()
+    features: AlexNetFeatures | bool = extractor if extractor is not None else False
     scores: dict[str, DecoderScores] = {}
     for name, (build, data, budget) in models.items():
         console.rule(f"[bold]2. train {name} ({', '.join(f'{k}={v}' for k, v in budget.items())})")
@@ -148,7 +184,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         model = build()
         fit(model, data, **{"max_epochs": -1, **budget}, out_dir=out, name=name)
         stage_seconds[f"train_{name}"] = round(time.perf_counter() - stage_started, 1)
-        scores[name] = score_decoder(model, dataset, "test", average_repeats=False)
+        scores[name] = score_decoder(
+            model, dataset, "test", average_repeats=False, features=features
+        )
         save_reconstructions(
             out / f"reconstructions_{name}.npz",
             scores[name].reconstructions,
@@ -160,14 +198,17 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     truth = scores["ridge"].targets
     reconstructions = {name: record.reconstructions for name, record in scores.items()}
     reconstructions["mean_image"] = mean_image(dataset, train_ids, len(truth))
-    metrics = {name: record.image for name, record in scores.items()}
-    metrics["mean_image"] = score_decoder(
-        reconstructions["mean_image"],
-        dataset,
-        "test",
-        stimulus_id=scores["ridge"].stimulus_id,
-        average_repeats=False,
-    ).image
+    metrics = {name: _metric_row(record) for name, record in scores.items()}
+    metrics["mean_image"] = _metric_row(
+        score_decoder(
+            reconstructions["mean_image"],
+            dataset,
+            "test",
+            stimulus_id=scores["ridge"].stimulus_id,
+            average_repeats=False,
+            features=features,
+        )
+    )
     order = ["ridge", "sid", "improved_sid", "mean_image", "shuffled"]
     metrics = {name: metrics[name] for name in order}
     run = {
@@ -177,6 +218,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
         "stage_seconds": stage_seconds,
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "test_trials": len(truth),
+        "feature_weights": weights,
         "dataset": dataset.summary(),
         "note": "single trials; test crops from photographs unseen in training",
     }
@@ -197,10 +239,24 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     return metrics
 
 
+TABLE_COLUMNS = (
+    "mse",
+    "psnr",
+    "ssim",
+    "pixcorr",
+    "corr_conv2",
+    "corr_conv5",
+    "twoway_conv2",
+    "twoway_conv5",
+)
+"""The printed table's metrics (those a run computed: the feature ones need weights)."""
+
+
 def _print_table(metrics: dict[str, dict[str, float]]) -> None:
     table = Table(title="held-out test split")
-    for column in ("model", "mse", "psnr", "ssim", "pixcorr"):
+    columns = [key for key in TABLE_COLUMNS if key in metrics["ridge"]]
+    for column in ("model", *columns):
         table.add_column(column, justify="right")
     for name, values in metrics.items():
-        table.add_row(name, *(f"{values[k]:.4f}" for k in ("mse", "psnr", "ssim", "pixcorr")))
+        table.add_row(name, *(f"{values[k]:.4f}" for k in columns))
     console.print(table)
