@@ -30,6 +30,7 @@ SSIM and PixCorr (README, "What the demo shows").
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
 import torch
@@ -191,7 +192,9 @@ class ImprovedSID(Decoder):
             scaled(datamodule.val_dataloader()),
         )
         self.converter_ready.fill_(True)
-        self.print(f"ImprovedSID: converter set to the ridge solution (alpha={alpha:g})")
+        self.print(
+            f"ImprovedSID: converter set to the ridge solution (alpha={alpha:g})", file=sys.stderr
+        )
 
     def intermediate(self, features: torch.Tensor) -> torch.Tensor:
         """The converter's coarse image (linear path + nonlinear path), before refinement."""
