@@ -192,3 +192,29 @@ def test_deadline_reports_an_error_raised_after_it_expired_as_a_timeout(monkeypa
     with pytest.raises(ValueError, match="before the deadline"):
         with deadline(5):
             raise ValueError("before the deadline")
+
+
+def test_sid_generalisation_scores_every_cell_and_resumes_from_its_checkpoint(tmp_path):
+    checkpoint = tmp_path / "partial.json"
+    args = (
+        *("--set", "mnist=digits", "--set", "cifar10=natural", "--set", "caltech101=deadleaves"),
+        *("--n-train", "48", "--n-test", "6", "--cells", "12", "--size", "16"),
+        *("--minutes", "0.01", "--weights", "random", "--feature-size", "64"),
+        *("--checkpoint", str(checkpoint)),
+    )
+    doc = _run_json("sid_generalisation.py", *args)
+    models = ("ridge", "ridge_shuffled", "mean_image", "sid", "improved_sid")
+    assert set(doc["cells"]) == {
+        f"{s}/{m}" for s in ("mnist", "cifar10", "caltech101") for m in models
+    }
+    assert set(doc["cells"]["caltech101/sid"]["test"]) == {"mnist", "cifar10", "caltech101"}
+    assert set(doc["cells"]["mnist/sid"]["test"]) == {"mnist"}
+    scores = doc["cells"]["cifar10/ridge"]["test"]["cifar10"]
+    assert {"ssim", "pixcorr", "corr_conv1", "corr_conv5", "twoway_conv2", "twoway_conv5"} <= set(
+        scores
+    )
+    assert 0 <= scores["twoway_conv5"] <= 1
+    assert doc["feature_weights"] == "random"
+    assert isinstance(doc["cells"]["mnist/improved_sid"]["train"]["converged"], bool)
+    resumed = _run_json("sid_generalisation.py", *args, "--resume")
+    assert resumed["cells"] == json.loads(checkpoint.read_text())["cells"] == doc["cells"]
