@@ -26,17 +26,24 @@ its images held out for validation:
 
 Each is trained twice: on the real pairing and with ``control="shuffle"`` (training and
 validation responses paired with the wrong images: the chance level of the pipeline). Both
-are scored on the real held-out pairs, repeats of a test image averaged: mean SSIM, mean
-PixCorr and two-way identification in pixel space (`twoway_identification` on flattened
-pixels; chance 0.5), all from `neuralsight.metrics.score_decoder`.
+are scored on the real held-out pairs, repeats of a test image averaged, by
+`neuralsight.metrics.score_decoder`: MSE, SSIM, PixCorr, two-way identification in pixel
+space (chance 0.5) and, with AlexNet weights from ``--weights`` (default
+``../shared/weights``: ImageNet AlexNet conv1-conv5; their provenance is recorded under
+``"feature_weights"``), the AlexNet conv1-conv5 layer correlations and two-way
+identification on conv2 and conv5 features (Alex(2) / Alex(5)). ``--weights none`` scores
+pixels only.
 
-It prints one JSON document
-``{"<dataset>": {"<model>": {"real": {"ssim", "pixcorr", "twoway"}, "shuffled": {...},
-"setup": {...}}}}``, ``setup`` holding the sizes, epochs, seconds and notes of that model.
+It prints one JSON document ``{"feature_weights": ..., "<dataset>": {"<model>": {"real":
+{metric: value}, "shuffled": {...}, "separation": {metric: real - shuffled}, "setup":
+{...}}}, "separation_summary": ...}``, ``setup`` holding the sizes, epochs, seconds and notes
+of that model; ``separation_summary`` counts, per model and metric, the data sets on which
+the real pairing beats its shuffle control (lower MSE, higher everything else).
 
 Run it with ``python benchmarks/real_data.py [--sessions all] [--size 32]``; with the
-defaults it took 6.5 minutes on two shared CPU cores (one torch thread); with the ten V4
-sessions, 27 minutes (two threads). Results: ``benchmarks/results/real_data*.json``.
+defaults (pixel metrics only, before the feature metrics) it took 6.5 minutes on two shared
+CPU cores (one torch thread); with the ten V4 sessions, 27 minutes (two threads). Results:
+``benchmarks/results/real_data*.json``.
 """
 
 from __future__ import annotations
@@ -59,11 +66,16 @@ from machine import print_document
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import fmri69, npz
 from neuralsight.data.sources import resize_images
-from neuralsight.metrics import score_decoder
+from neuralsight.metrics import AlexNetFeatures, score_decoder
 from neuralsight.models.decoders import SID, RidgeDecoder
 from neuralsight.train import fit
 
-ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+ROOT = SHARED / "data" / "real"
+WEIGHTS = SHARED / "weights"
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+PIXEL_METRICS = ("mse", "ssim", "pixcorr")
+LOWER_IS_BETTER = ("mse",)
 DEFAULT_SESSIONS = ("190923", "210225")
 FMRI_FILES = {
     "dgmm_digit69": Path("dgmm") / "digit69_28x28.mat",
@@ -115,8 +127,52 @@ def find_datasets(
     return found
 
 
+def feature_extractor(weights: str) -> AlexNetFeatures | None:
+    """AlexNet conv1-conv5 from ``weights`` (`load_pretrained`'s policy); None for ``none``."""
+    if weights == "none":
+        return None
+    return AlexNetFeatures.from_pretrained(weights=weights, layers=CONV_LAYERS, device="cpu")
+
+
+def separation(real: dict[str, float], shuffled: dict[str, float]) -> dict[str, float]:
+    """``real - shuffled`` for every metric (for MSE, lower is better: a negative gap)."""
+    return {k: real[k] - shuffled[k] for k in real}
+
+
+def beats_control(gap: float, metric: str) -> bool:
+    """Whether a real-minus-shuffled gap favours the real pairing."""
+    return gap < 0 if metric in LOWER_IS_BETTER else gap > 0
+
+
+def separation_summary(doc: dict) -> dict:
+    """Per model and metric: on how many data sets the real pairing beats its shuffle control.
+
+    Examples
+    --------
+    >>> doc = {"a": {"ridge": {"separation": {"mse": -0.1, "ssim": 0.2}}},
+    ...        "b": {"ridge": {"separation": {"mse": 0.1, "ssim": 0.1}}}}
+    >>> separation_summary(doc)["ridge"]
+    {'mse': '1/2', 'ssim': '2/2'}
+    """
+    wins: dict[str, dict[str, list[bool]]] = {}
+    for entries in doc.values():
+        for model, entry in entries.items():
+            for metric, gap in entry["separation"].items():
+                wins.setdefault(model, {}).setdefault(metric, []).append(
+                    beats_control(gap, metric)
+                )
+    return {
+        model: {metric: f"{sum(won)}/{len(won)}" for metric, won in metrics.items()}
+        for model, metrics in wins.items()
+    }
+
+
 def train_and_score(
-    name: str, ds: NeuralDataset, control: str, args: argparse.Namespace
+    name: str,
+    ds: NeuralDataset,
+    control: str,
+    args: argparse.Namespace,
+    extractor: AlexNetFeatures | None,
 ) -> tuple[dict[str, float], dict]:
     """Train decoder ``name`` (``ridge`` or ``sid``) under ``control``; scores and setup."""
     L.seed_everything(args.seed, verbose=False)
@@ -137,9 +193,11 @@ def train_and_score(
     }
     if name == "ridge":
         setup["alpha"] = float(model.alpha)
-    scores = score_decoder(model, ds, features="pixels")
-    real = {k: scores.image[k] for k in ("ssim", "pixcorr")}
-    return real | {"twoway": scores.features["twoway_pixel"]}, setup
+    scores = score_decoder(model, ds, features=extractor or "pixels")
+    metrics = {k: scores.image[k] for k in PIXEL_METRICS}
+    features = scores.features or {}
+    metrics |= {k: float(v) for k, v in features.items() if k.startswith(("corr_", "twoway_"))}
+    return metrics, setup
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -150,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "--sessions", nargs="+", default=list(DEFAULT_SESSIONS), help="V4 sessions, or 'all'"
     )
     parser.add_argument("--size", type=int, default=32, help="image side (a multiple of 16)")
+    parser.add_argument(
+        "--weights",
+        default=str(WEIGHTS),
+        help="AlexNet weights for the feature metrics (load_pretrained's policy), or 'none'",
+    )
     parser.add_argument("--models", nargs="+", choices=("ridge", "sid"), default=["ridge", "sid"])
     parser.add_argument("--sid-steps", type=int, default=200, help="SID optimizer steps")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -172,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "torch_num_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
+    extractor = feature_extractor(args.weights)
     doc: dict = {}
     for dataset_name, load in find_datasets(args.root, args.sessions, args.size).items():
         _log(f"{dataset_name}: reading")
@@ -181,16 +245,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
             entry: dict = {}
             for control, key in (("none", "real"), ("shuffle", "shuffled")):
                 _log(f"{dataset_name}: {model_name} ({key})")
-                entry[key], setup = train_and_score(model_name, ds, control, args)
+                entry[key], setup = train_and_score(model_name, ds, control, args, extractor)
                 entry.setdefault("setup", {"n_units": ds.n_units, **common})
                 entry["setup"][f"{key}_fit"] = setup
+            entry["separation"] = separation(entry["real"], entry["shuffled"])
             if dataset_name in NOTES:
                 entry["setup"]["note"] = NOTES[dataset_name]
             doc[dataset_name][model_name] = entry
             _log(f"{dataset_name}: {model_name} {json.dumps(entry['real'])}")
     if not doc:
         _log(f"no real data sets found under {args.root}")
-    return print_document(doc)
+    weights = extractor.weights if extractor is not None else "none"
+    return print_document(
+        {"feature_weights": weights, **doc, "separation_summary": separation_summary(doc)}
+    )
 
 
 if __name__ == "__main__":
