@@ -188,3 +188,35 @@ def test_convert_and_analyses_collect_repeated_key_value_options():
         ["analyze", "single-area", "--dataset", "d.h5", "--out", "o", "--option", "mapping=dense"]
     )
     assert parse_options(single.option) == {"mapping": "dense"}
+
+
+def test_evaluate_features_use_the_weights_folder_and_record_its_file(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    import torchvision
+
+    from neuralsight.metrics import save_reconstructions
+    from neuralsight.pretrained import file_sha256
+
+    network = torchvision.models.alexnet(weights=None)
+    convolutions = {k: v.numpy() for k, v in network.state_dict().items() if "features" in k}
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    np.savez(weights / "alexnet_features.npz", **convolutions)
+    monkeypatch.setenv("NEURALSIGHT_WEIGHTS", str(weights))
+    ds = NeuralDataset.open(tiny_dataset)
+    test_ids = np.unique(ds.stimulus_id[ds.trials("test")])
+    recon = save_reconstructions(tmp_path / "recon.npz", ds.stimuli[test_ids], test_ids)
+    out = tmp_path / "metrics.json"
+    main(
+        ["evaluate", "--reconstructions", str(recon), "--dataset", str(tiny_dataset)]
+        + ["--features", "--out", str(out)]
+    )
+    metrics = json.loads(out.read_text())
+    sha = file_sha256(weights / "alexnet_features.npz")[:12]
+    assert metrics["weights"] == f"imagenet:alexnet_features.npz#{sha}"
+    features = metrics["features"]
+    assert features["unavailable"] == ["fc6", "fc7", "fc8"]
+    assert not any(k.endswith(("fc6", "fc7", "fc8")) for k in features if k != "unavailable")
+    assert features["corr_conv1"] == pytest.approx(1.0)
+    assert features["twoway_conv2"] == features["twoway_conv5"] == 1.0
