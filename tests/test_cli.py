@@ -208,10 +208,8 @@ def test_evaluate_features_use_the_weights_folder_and_record_its_file(
     test_ids = np.unique(ds.stimulus_id[ds.trials("test")])
     recon = save_reconstructions(tmp_path / "recon.npz", ds.stimuli[test_ids], test_ids)
     out = tmp_path / "metrics.json"
-    main(
-        ["evaluate", "--reconstructions", str(recon), "--dataset", str(tiny_dataset)]
-        + ["--features", "--out", str(out)]
-    )
+    inputs = ("--reconstructions", str(recon), "--dataset", str(tiny_dataset))
+    main(["evaluate", *inputs, "--features", "--out", str(out)])
     metrics = json.loads(out.read_text())
     sha = file_sha256(weights / "alexnet_features.npz")[:12]
     assert metrics["weights"] == f"imagenet:alexnet_features.npz#{sha}"
