@@ -3,7 +3,9 @@
 `make_trainer` builds a ``lightning.Trainer`` with neuralsight's defaults (`TRAINER_DEFAULTS`,
 which LightningCLI's ``neuralsight fit`` uses too, and third-party noise silenced:
 `neuralsight.quiet`); `fit` trains a model with it, for scripts and notebooks. YAML configs
-become models and Trainers through `neuralsight.lightning_cli.load_config`.
+become models and Trainers through `neuralsight.lightning_cli.load_config`. Checkpoints are
+read with ``weights_only=True`` only (tensors and plain values: a crafted file cannot run
+code); `UNSAFE_CHECKPOINT` says why one was refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.quiet import silence_third_party
+
+UNSAFE_CHECKPOINT = (
+    "it holds Python objects other than tensors and plain values, which could run code when "
+    "unpickled; neuralsight loads checkpoints with weights_only=True only"
+)
+"""Why a checkpoint that ``torch.load(..., weights_only=True)`` refuses is not loaded."""
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "auto",

@@ -15,6 +15,7 @@ are loaded with `load_monkeysee`.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from neuralsight.lightning_cli import (
 )
 from neuralsight.models.decoders.base import Decoder
 from neuralsight.models.decoders.monkeysee import MonkeySee
+from neuralsight.train import UNSAFE_CHECKPOINT
 
 MONKEYSEE_CLASS = "neuralsight.models.decoders.MonkeySee"
 DEFAULT_DATA = {"batch_size": 8, "val_fraction": 0.05, "average_repeats": True}
@@ -136,8 +138,10 @@ def load_monkeysee(checkpoint: str | os.PathLike) -> MonkeySee:
         raise FileNotFoundError(f"{path}: checkpoint file does not exist")
     try:
         model = MonkeySee.load_from_checkpoint(
-            path, map_location="cpu", weights_only=False, vgg_weights="random"
+            path, map_location="cpu", weights_only=True, vgg_weights="random"
         )
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path}: refused: {UNSAFE_CHECKPOINT} ({error})") from error
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"{path}: is not a MonkeySee checkpoint ({error})") from error
     if not model.built:

@@ -23,6 +23,7 @@ minutes, for the demo and tests, when no checkpoint is given.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -36,7 +37,7 @@ from neuralsight.data.datamodule import NeuralDataModule
 from neuralsight.models.decoders.video import VideoSID
 from neuralsight.simulate.retina import RetinaSimulator
 from neuralsight.simulate.video import ContextWindow, rebuild_retina, simulate_video_dataset
-from neuralsight.train import make_trainer
+from neuralsight.train import UNSAFE_CHECKPOINT, make_trainer
 from neuralsight.video.io import VideoWriter, iter_frames, video_fps
 from neuralsight.video.synthetic import eye_movement_video
 
@@ -105,7 +106,9 @@ def load_stream_model(checkpoint: str | Path) -> VideoSID:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file does not exist")
     try:
-        model = VideoSID.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+        model = VideoSID.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path}: refused: {UNSAFE_CHECKPOINT} ({error})") from error
     except (KeyError, TypeError, RuntimeError) as error:
         raise ValueError(
             f"{path}: is not a VideoSID checkpoint (a stream needs a model trained on "
