@@ -158,9 +158,7 @@ def separation_summary(doc: dict) -> dict:
     for entries in doc.values():
         for model, entry in entries.items():
             for metric, gap in entry["separation"].items():
-                wins.setdefault(model, {}).setdefault(metric, []).append(
-                    beats_control(gap, metric)
-                )
+                wins.setdefault(model, {}).setdefault(metric, []).append(beats_control(gap, metric))
     return {
         model: {metric: f"{sum(won)}/{len(won)}" for metric, won in metrics.items()}
         for model, metrics in wins.items()
