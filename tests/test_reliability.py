@@ -54,3 +54,20 @@ def test_the_command_line_refuses_a_crafted_checkpoint(crafted_checkpoint, tmp_p
             main(command)
     assert not marker.exists()
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "occlusion").exists()
+
+
+def test_the_report_embeds_no_file_a_symbolic_link_points_to(tmp_path):
+    from neuralsight.viz.report import write_report
+
+    secret = tmp_path / "outside" / "secret.yaml"
+    secret.parent.mkdir()
+    secret.write_text("host: secret-host-name\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 0\n")
+    (run / "leak.yaml").symlink_to(secret)
+    (run / "linked_folder").symlink_to(secret.parent, target_is_directory=True)
+    (run / "run.json").symlink_to(secret)
+    page = write_report(run).read_text()
+    assert "seed: 0" in page
+    assert "secret-host-name" not in page and "leak.yaml" not in page

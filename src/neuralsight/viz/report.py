@@ -13,7 +13,9 @@
 - **files**: everything else, with sizes.
 
 Every image is embedded as a base64 ``data:`` URI and the page has no scripts and no external
-links, so the single file can be mailed, archived or opened offline. Missing parts are
+links, so the single file can be mailed, archived or opened offline. Only regular files
+inside the run folder are read: a symbolic link (to a file or a folder) is never followed, so
+a link placed in a run folder cannot put what it points to into the page. Missing parts are
 skipped with a note; a folder with none of them is an error.
 """
 
@@ -195,11 +197,21 @@ def _section(title: str, body: str) -> str:
     return f"<section><h2>{_esc(title)}</h2>{body}</section>"
 
 
+def _is_own_regular_file(path: Path, run_dir: Path) -> bool:
+    """A regular file that is really inside ``run_dir``: no symbolic link on the way to it."""
+    return (
+        path.is_file()
+        and not path.is_symlink()
+        and path.resolve().is_relative_to(run_dir.resolve())
+    )
+
+
 def _visible_files(run_dir: Path, out: Path) -> list[Path]:
+    """The files a report may embed: regular, inside the run folder, not hidden, not ``out``."""
     return sorted(
         p
         for p in run_dir.rglob("*")
-        if p.is_file()
+        if _is_own_regular_file(p, run_dir)
         and p.resolve() != out.resolve()
         and not any(part.startswith(".") for part in p.relative_to(run_dir).parts)
     )
@@ -212,8 +224,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> str:
         raise FileNotFoundError(f"{run_dir}: run folder does not exist")
     out = Path(out) if out is not None else run_dir / REPORT_NAME
     files = _visible_files(run_dir, out)
-    run = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
-    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    run = _read_json(run_dir / "run.json") if run_dir / "run.json" in files else {}
+    metrics = _read_json(run_dir / "metrics.json") if run_dir / "metrics.json" in files else {}
     configs = [p for p in files if p.suffix in (".yaml", ".yml")]
     images = [p for p in files if p.suffix.lower() in IMAGE_TYPES]
     images.sort(key=lambda p: (not p.name.startswith("reconstruction"), str(p)))
