@@ -71,3 +71,44 @@ def test_the_report_embeds_no_file_a_symbolic_link_points_to(tmp_path):
     page = write_report(run).read_text()
     assert "seed: 0" in page
     assert "secret-host-name" not in page and "leak.yaml" not in page
+
+
+@pytest.mark.parametrize("ids", [[0.0, 9.7], [1.9, 0.0], [0.0, float("nan")]])
+def test_fractional_or_missing_stimulus_ids_are_refused_not_truncated(ids):
+    from neuralsight.data import DatasetError
+
+    with pytest.raises(DatasetError, match=r"field 'stimulus_id' must hold whole numbers"):
+        NeuralDataset.from_arrays(
+            np.zeros((2, 3), np.float32), np.zeros((10, 1, 4, 4)), stimulus_id=ids
+        )
+
+
+def test_whole_float_stimulus_ids_are_accepted():
+    ds = NeuralDataset.from_arrays(
+        np.zeros((2, 3), np.float32), np.zeros((3, 1, 4, 4)), stimulus_id=[2.0, 0.0]
+    )
+    assert ds.stimulus_id.tolist() == [2, 0] and ds.stimulus_id.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (["--frames", "0"], ValueError, r"--frames \(max_frames\) must be at least 1, found 0"),
+        (["--frames", "-3"], ValueError, r"must be at least 1, found -3"),
+        (["--video", "missing.mp4"], FileNotFoundError, r"missing.mp4: video file or frame"),
+    ],
+)
+def test_stream_refuses_bad_frames_and_missing_videos_before_training(
+    tmp_path, monkeypatch, arguments, error, message
+):
+    import neuralsight.video.stream as stream
+
+    def no_training(**kwargs):
+        raise AssertionError("trained before checking its inputs")
+
+    monkeypatch.setattr(stream, "train_stream_model", no_training)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(error, match=message):
+        main(["stream", "--out", str(out), *arguments])
+    assert not out.exists()

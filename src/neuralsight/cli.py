@@ -294,12 +294,14 @@ def _add_stream(commands) -> None:
 
 def _run_stream(args) -> int:
     from neuralsight.video.stream import (
+        check_frame_source,
         load_stream_model,
         source_frames,
         stream_video,
         train_stream_model,
     )
 
+    check_frame_source(args.video, args.frames)
     if args.model is not None:
         model = load_stream_model(args.model)
     else:

@@ -39,7 +39,13 @@ from neuralsight.data.store import (
     read_fields,
     write_dataset,
 )
-from neuralsight.data.validation import SPLITS, ArrayLike, DatasetError, validate_dataset
+from neuralsight.data.validation import (
+    SPLITS,
+    ArrayLike,
+    DatasetError,
+    as_stimulus_ids,
+    validate_dataset,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -93,7 +99,7 @@ class NeuralDataset:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        self.stimulus_id = np.asarray(self.stimulus_id, dtype=np.int64)
+        self.stimulus_id = as_stimulus_ids(self.stimulus_id, self.source)
         self.split = np.asarray(self.split).astype(str)
         self.bin_edges_ms = np.asarray(self.bin_edges_ms, dtype=np.float64)
         self.units = pd.DataFrame(self.units).reset_index(drop=True)

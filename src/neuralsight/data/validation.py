@@ -8,7 +8,7 @@ larger than memory can be checked.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import h5py
 import numpy as np
@@ -46,6 +46,34 @@ def _check_finite_chunks(source, name: str, array: ArrayLike, chunk: int = 4096)
             raise DatasetError(
                 f"{_where(source)}field '{name}' holds NaN or infinite values (first at row {bad})"
             )
+
+
+def as_stimulus_ids(values: Any, source: str | os.PathLike | None = None) -> np.ndarray:
+    """``values`` as int64 stimulus ids; fractional, non-finite or non-numeric ones are refused.
+
+    Examples
+    --------
+    >>> as_stimulus_ids([0, 2.0]).tolist()
+    [0, 2]
+    >>> as_stimulus_ids([9.7])
+    Traceback (most recent call last):
+    ...
+    neuralsight.data.validation.DatasetError: field 'stimulus_id' must hold whole numbers; found 9.7 at trial 0
+    """
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind != "f":
+        raise DatasetError(
+            f"{_where(source)}field 'stimulus_id' must hold integers; found dtype {array.dtype}"
+        )
+    bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+    if bad.size:
+        raise DatasetError(
+            f"{_where(source)}field 'stimulus_id' must hold whole numbers; found "
+            f"{array.flat[bad[0]]:g} at trial {bad[0]}"
+        )
+    return array.astype(np.int64)
 
 
 def validate_dataset(ds: NeuralDataset, full: bool = True) -> None:

@@ -377,6 +377,22 @@ def _stream(
     return stats
 
 
+def check_frame_source(video: str, max_frames: int | None = None) -> None:
+    """Raise a clear error, before any work, for a missing video or a frame count below 1.
+
+    Examples
+    --------
+    >>> check_frame_source("synthetic", max_frames=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: --frames (max_frames) must be at least 1, found 0
+    """
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--frames (max_frames) must be at least 1, found {max_frames}")
+    if video != "synthetic" and not Path(video).exists():
+        raise FileNotFoundError(f"{video}: video file or frame folder does not exist")
+
+
 def source_frames(
     video: str,
     model: VideoSID,
@@ -389,6 +405,7 @@ def source_frames(
     frames, 300 by default) at the model's frame interval; files and folders are read lazily
     at the model's image size and channels.
     """
+    check_frame_source(video, max_frames)
     channels, size, _ = model.image_shape
     if video == "synthetic":
         frames = eye_movement_video(
