@@ -112,3 +112,29 @@ def test_stream_refuses_bad_frames_and_missing_videos_before_training(
     with pytest.raises(error, match=message):
         main(["stream", "--out", str(out), *arguments])
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "found"),
+    [
+        (
+            "spkTrn",
+            -5.0,
+            "holds spike counts, which cannot be negative.*found -5 at trial 1, cell 2",
+        ),
+        ("spkTest", -1.0, "holds spike counts, which cannot be negative.*found -1 at trial 0"),
+        ("spkTest", np.nan, "must hold finite values, found NaN"),
+    ],
+)
+def test_sid_mat_refuses_negative_or_nan_spike_counts(tmp_path, field, value, found):
+    import scipy.io
+
+    from neuralsight.data.readers import sid_mat
+
+    arrays = {"spkTrn": np.ones((4, 5)), "spkTest": np.ones((2, 5))}
+    arrays[field][1 if field == "spkTrn" else 0, 2] = value
+    path = tmp_path / "sid.mat"
+    stimuli = {"stimTrn": np.eye(4, 16) * 255, "stimTest": np.zeros((2, 16))}
+    scipy.io.savemat(path, arrays | {k: v.astype(np.uint8) for k, v in stimuli.items()})
+    with pytest.raises(ValueError, match=rf"{path}: field '{field}' {found}"):
+        sid_mat.read([path])

@@ -16,6 +16,9 @@ within [0, 255] with a maximum above 1 are divided by 255.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.readers._common import (
@@ -74,6 +77,7 @@ def read(
             mat, RESPONSE_FIELDS, STIMULUS_FIELDS, image_shape, pixel_order
         )
         version = mat.version
+    check_spike_counts(path, responses, split)
     stimuli, stimulus_id = deduplicate_stimuli(images) if deduplicate else (images, None)
     n_cells = responses.shape[1]
     return build_dataset(
@@ -91,3 +95,26 @@ def read(
             "pixel_order": pixel_order,
         },
     )
+
+
+def check_spike_counts(path: Path, responses: np.ndarray, split: np.ndarray) -> None:
+    """Raise a clear error for a negative spike count, naming the file, field, trial and cell.
+
+    Examples
+    --------
+    >>> check_spike_counts(Path("sid.mat"), np.array([[1.0], [-5.0]]), np.array(["train", "test"]))
+    Traceback (most recent call last):
+    ...
+    ValueError: sid.mat: field 'spkTest' holds spike counts, which cannot be negative; found -5 at trial 0, cell 0
+    """
+    bad = responses < 0
+    if bad.any():
+        flat = responses.reshape(len(responses), -1)
+        row, cell = (int(i) for i in np.argwhere(bad.reshape(flat.shape))[0])
+        n_train = int(np.sum(split == "train"))
+        field_name, trial = ("spkTrn", row) if split[row] == "train" else ("spkTest", row - n_train)
+        value = flat[row, cell]
+        raise ValueError(
+            f"{path}: field '{field_name}' holds spike counts, which cannot be negative; "
+            f"found {value:g} at trial {trial}, cell {cell}"
+        )
