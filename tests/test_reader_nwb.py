@@ -308,6 +308,13 @@ def test_error_spike_before_session_start(tmp_path):
         read([str(path)], **WINDOW)
 
 
+def test_error_nan_spike_time_is_refused_even_beside_a_negative_one(tmp_path):
+    spikes = {**SPIKES, 11: [float("nan"), -0.25, 3.001]}
+    path = _write_toy_nwb(tmp_path / "nan.nwb", spikes=spikes)
+    with pytest.raises(DatasetError, match=r"nan.nwb: field 'units/spike_times' of unit 11.*NaN"):
+        read([str(path)], **WINDOW)
+
+
 def test_error_spike_after_session_end(tmp_path):
     spikes = {**SPIKES, 12: [1.029, 2.011, 42.0]}
     path = _write_toy_nwb(tmp_path / "late.nwb", spikes=spikes)

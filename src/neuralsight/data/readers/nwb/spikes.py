@@ -54,7 +54,7 @@ def require_units(nwb: NWBFile, path: Path) -> Units:
 
 
 def read_spike_trains(units: Units, path: Path) -> SpikeTrains:
-    """Every unit's spike times, sorted within each unit; a spike before 0 s is an error."""
+    """Every unit's spike times, sorted within each unit; a NaN or a spike before 0 s is an error."""
     column = units["spike_times"]
     if not isinstance(column, VectorIndex):
         raise DatasetError(
@@ -64,6 +64,12 @@ def read_spike_trains(units: Units, path: Path) -> SpikeTrains:
     ends = np.asarray(column.data[:], dtype=np.int64)
     times = np.asarray(column.target.data[:], dtype=np.float64)
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    if not np.all(np.isfinite(times)):
+        row = int(np.searchsorted(ends, int(np.flatnonzero(~np.isfinite(times))[0]), side="right"))
+        raise DatasetError(
+            f"{path}: field 'units/spike_times' of unit {units.id[row]} holds a NaN or infinite "
+            "spike time; expected finite times in seconds"
+        )
     spikes = SpikeTrains(times, starts, ends)
     _sort_within_units(spikes)
     if times.size and times.min() < 0:
