@@ -138,3 +138,28 @@ def test_sid_mat_refuses_negative_or_nan_spike_counts(tmp_path, field, value, fo
     scipy.io.savemat(path, arrays | {k: v.astype(np.uint8) for k, v in stimuli.items()})
     with pytest.raises(ValueError, match=rf"{path}: field '{field}' {found}"):
         sid_mat.read([path])
+
+
+EVALUATE_REST = ["--dataset", "{tmp}/none.h5", "--out", "{tmp}/m.json"]
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["report", "{tmp}/no_run"], "{tmp}/no_run: run folder does not exist"),
+        (["stream", "--video", "{tmp}/none.mp4", "--out", "{tmp}/o.mp4"], "{tmp}/none.mp4: video"),
+        (["stream", "--model", "{tmp}/none.ckpt", "--out", "{tmp}/o.mp4"], "{tmp}/none.ckpt:"),
+        (["evaluate", "--reconstructions", "{tmp}/r.npz", *EVALUATE_REST], "{tmp}/"),
+    ],
+)
+def test_the_program_turns_errors_into_one_line_naming_the_file(tmp_path, capsys, command, named):
+    from neuralsight.cli import console
+
+    argv = [part.format(tmp=tmp_path) for part in command]
+    assert console(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"neuralsight: error: {named.format(tmp=tmp_path)}")
+    assert "Traceback" not in err and "--debug" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with pytest.raises((OSError, ValueError)):
+        console(["--debug", *argv])

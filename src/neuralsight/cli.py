@@ -36,6 +36,7 @@ import yaml
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 VERBOSE_FLAG = "--verbose"
+DEBUG_FLAG = "--debug"
 
 
 WEIGHTS_HELP = (
@@ -45,8 +46,35 @@ WEIGHTS_HELP = (
 )
 
 
+def console(argv: Sequence[str] | None = None) -> int:
+    """The ``neuralsight`` program: `main`, with every error as one line a person can act on.
+
+    An error prints ``neuralsight: error: <file>: <what was expected, what was found>`` on
+    stderr and exits with status 1; ``--debug`` (before the command) shows the traceback
+    instead. Ctrl-C exits with status 130.
+
+    Examples
+    --------
+    >>> console(["report", "no/such/run"])
+    1
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = argv[:1] == [DEBUG_FLAG]
+    if debug:
+        return main(argv[1:])
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("neuralsight: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        print(f"neuralsight: error: {error}", file=sys.stderr)
+        print(f"(run neuralsight {DEBUG_FLAG} ... for the traceback)", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``neuralsight`` command line; returns the exit status."""
+    """Run the ``neuralsight`` command line; returns the exit status (errors propagate)."""
     from neuralsight.quiet import set_verbose, silence_third_party
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -518,4 +546,4 @@ def _run_analyze_ablation(args) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(console())
