@@ -134,11 +134,27 @@ def test_open_names_a_missing_field(tmp_path, toy_dataset):
         NeuralDataset.open(path)
 
 
-def test_open_rejects_newer_schema(tmp_path, toy_dataset):
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (SCHEMA_VERSION + 1, "newer than this neuralsight"),
+        (None, "attribute 'schema_version' is missing; expected an integer from 1"),
+        (0, "attribute 'schema_version' is 0; expected an integer from 1"),
+        (-1, "attribute 'schema_version' is -1"),
+        ("1", "must be an integer.*found '1' \\(str\\)"),
+        (1.5, "must be an integer.*found 1.5"),
+    ],
+)
+def test_open_rejects_a_missing_bad_or_newer_schema_version(
+    tmp_path, toy_dataset, version, message
+):
     path = toy_dataset.save(tmp_path / "toy.h5")
     with h5py.File(path, "a") as f:
-        f.attrs["schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(DatasetError, match="newer than this neuralsight"):
+        if version is None:
+            del f.attrs["schema_version"]
+        else:
+            f.attrs["schema_version"] = version
+    with pytest.raises(DatasetError, match=f"{path}: .*{message}"):
         NeuralDataset.open(path)
 
 

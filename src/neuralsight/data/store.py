@@ -105,15 +105,35 @@ def _check_schema(path: Path, f: h5py.File) -> None:
     """Check the schema attributes of ``f`` and that every field is there."""
     if f.attrs.get("schema") != SCHEMA:
         raise DatasetError(f"{path}: not a neuralsight dataset (attribute 'schema' missing)")
-    version = int(f.attrs.get("schema_version", -1))
+    _check_schema_version(path, f.attrs.get("schema_version"))
+    for name in FIELDS:
+        if name not in f:
+            raise DatasetError(f"{path}: field '{name}' is missing")
+
+
+def _check_schema_version(path: Path, version: object) -> None:
+    """Refuse a missing, non-integer, non-positive or newer ``schema_version`` attribute.
+
+    Version 1 is the first schema, so there is no older one to migrate from; a later schema
+    will migrate version-1 files here, on reading.
+    """
+    expected = f"expected an integer from 1 to {SCHEMA_VERSION}"
+    if isinstance(version, np.generic):
+        version = version.item()
+    if version is None:
+        raise DatasetError(f"{path}: attribute 'schema_version' is missing; {expected}")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DatasetError(
+            f"{path}: attribute 'schema_version' must be an integer, {expected}; "
+            f"found {version!r} ({type(version).__name__})"
+        )
     if version > SCHEMA_VERSION:
         raise DatasetError(
             f"{path}: schema version {version} is newer than this neuralsight "
             f"({SCHEMA_VERSION}); upgrade neuralsight"
         )
-    for name in FIELDS:
-        if name not in f:
-            raise DatasetError(f"{path}: field '{name}' is missing")
+    if version < 1:
+        raise DatasetError(f"{path}: attribute 'schema_version' is {version}; {expected}")
 
 
 class DatasetWriter(FileWriter):
