@@ -16,8 +16,9 @@ AlexNet conv2 and conv5 (`neuralsight.metrics.features`); without them these are
 (never computed on random weights) and ``run.json`` says how to add them.
 
 Writes ``metrics.json`` (``{"<model>": {"mse", "psnr", "ssim", "pixcorr"[, feature
-metrics]}}``), ``run.json`` (settings, seed, timing, data summary, the weights' provenance), ``reconstructions.png``, ``metrics.png``, the
-dataset, the reconstructions, the checkpoints and ``report.html`` into the output folder.
+metrics]}}``), ``run.json`` (settings, seed, timing, data summary, the weights'
+provenance), ``reconstructions.png``, ``metrics.png``, the dataset, the reconstructions,
+the checkpoints and ``report.html`` into the output folder.
 """
 
 from __future__ import annotations
