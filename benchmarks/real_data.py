@@ -63,6 +63,7 @@ import numpy as np
 import torch
 
 from machine import print_document
+from neuralsight.analysis.conditions import feature_extractor
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import fmri69, npz
 from neuralsight.data.sources import resize_images
@@ -73,7 +74,6 @@ from neuralsight.train import fit
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 ROOT = SHARED / "data" / "real"
 WEIGHTS = SHARED / "weights"
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 LOWER_IS_BETTER = ("mse",)
 DEFAULT_SESSIONS = ("190923", "210225")
@@ -125,13 +125,6 @@ def find_datasets(
                 [r, i], image_size=size, average_repeats=True, area="V4", show_progress=False
             )
     return found
-
-
-def feature_extractor(weights: str) -> AlexNetFeatures | None:
-    """AlexNet conv1-conv5 from ``weights`` (`load_pretrained`'s policy); None for ``none``."""
-    if weights == "none":
-        return None
-    return AlexNetFeatures.from_pretrained(weights=weights, layers=CONV_LAYERS, device="cpu")
 
 
 def separation(real: dict[str, float], shuffled: dict[str, float]) -> dict[str, float]:
@@ -233,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "torch_num_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
-    extractor = feature_extractor(args.weights)
+    extractor = None if args.weights == "none" else feature_extractor(args.weights)
     doc: dict = {}
     for dataset_name, load in find_datasets(args.root, args.sessions, args.size).items():
         _log(f"{dataset_name}: reading")

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from machine import describe_machine, print_document
+from neuralsight.analysis.conditions import feature_extractor
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import folder_split, make_stimuli
 from neuralsight.lightning_cli import load_config
@@ -75,7 +76,6 @@ from neuralsight.train import fit
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT / ".." / "shared"
 IMAGES = SHARED / "data" / "images"
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 LEARNED = {"sid": SID, "improved_sid": ImprovedSID}
 MODELS = ("ridge", "ridge_shuffled", "mean_image", *LEARNED)
 CONVERGENCE_TOLERANCE = 0.01
@@ -322,9 +322,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         k: v for k, v in vars(args).items() if k not in ("checkpoint", "resume", "threads")
     } | {"sets": {name: vars(s) for name, s in sets.items()}}
     cells = load_checkpoint(args.checkpoint, settings) if args.resume else {}
-    extractor = AlexNetFeatures.from_pretrained(
-        args.weights, layers=CONV_LAYERS, device="cpu", input_size=args.feature_size
-    )
+    extractor = feature_extractor(args.weights, input_size=args.feature_size)
     recordings = simulate_sets(sets, args)
     doc = {
         "benchmark": "sid_generalisation",
