@@ -64,7 +64,7 @@ def _ridge_config(tmp_path, dataset, logger) -> str:
 def test_fit_predict_evaluate_round_trip(tiny_dataset, tmp_path):
     config_path = _ridge_config(tmp_path, tiny_dataset, logger=False)
     main(["fit", "--config", config_path])
-    checkpoints = list((tmp_path / "run").rglob("*.ckpt"))
+    checkpoints = list((tmp_path / "run").rglob("epoch=*.ckpt"))
     assert len(checkpoints) == 1
     main(["test", "--config", config_path, "--ckpt_path", str(checkpoints[0])])
     recon = tmp_path / "recon.npz"
@@ -102,7 +102,7 @@ def test_fit_and_test_leave_a_report_in_the_run_folder(tiny_dataset, tmp_path):
     report = tmp_path / "run" / "report.html"
     page = report.read_text()
     assert "Run and configuration" in page and "config.yaml" in page
-    (checkpoint,) = (tmp_path / "run").rglob("*.ckpt")
+    (checkpoint,) = (tmp_path / "run").rglob("epoch=*.ckpt")
     report.unlink()
     main(["test", "--config", config, "--ckpt_path", str(checkpoint)])
     assert report.is_file()
@@ -126,7 +126,7 @@ def test_a_report_that_cannot_be_written_only_warns(tiny_dataset, tmp_path, monk
     monkeypatch.setattr("neuralsight.viz.report.write_report", refuse)
     with pytest.warns(UserWarning, match="no report written for .*No space left"):
         main(["fit", "--config", _ridge_config(tmp_path, tiny_dataset, logger=False)])
-    assert len(list((tmp_path / "run").rglob("*.ckpt"))) == 1
+    assert len(list((tmp_path / "run").rglob("epoch=*.ckpt"))) == 1
 
 
 def test_convert_npz(tmp_path):

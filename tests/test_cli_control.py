@@ -52,7 +52,7 @@ def _fit_predict_evaluate(dataset, tmp_path, control: str) -> dict:
     config_path.write_text(yaml.safe_dump(config))
     flags = ["--config", str(config_path), "--data.control", control]
     main(["fit", *flags])
-    (checkpoint,) = run.rglob("*.ckpt")
+    (checkpoint,) = run.rglob("epoch=*.ckpt")
     recon = run / "reconstructions.npz"
     main(["predict", *flags, "--ckpt_path", str(checkpoint), "--reconstructions", str(recon)])
     out = run / "metrics.json"
@@ -93,7 +93,7 @@ def test_an_encoder_fits_predicts_and_is_scored_through_the_command_line(simulat
     config_path = tmp_path / "ln.yaml"
     config_path.write_text(yaml.safe_dump(config))
     main(["fit", "--config", str(config_path)])
-    (checkpoint,) = run.rglob("*.ckpt")
+    (checkpoint,) = run.rglob("epoch=*.ckpt")
     main(["predict", "--config", str(config_path), "--ckpt_path", str(checkpoint)])
     predictions = run / "predictions.npz"
     out = run / "metrics.json"

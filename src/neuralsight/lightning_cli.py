@@ -18,7 +18,9 @@ analyses and benchmarks train from configs this way.
 
 from __future__ import annotations
 
+import csv
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -38,7 +40,7 @@ from neuralsight.metrics.results import ReconstructionWriter, ResponsePrediction
 from neuralsight.models.decoders.monkeysee import unit_info
 from neuralsight.models.encoders.base import Encoder
 from neuralsight.quiet import silence_third_party
-from neuralsight.train import TRAINER_DEFAULTS, fit
+from neuralsight.train import TRAINER_DEFAULTS, RunCheckpoint, fit
 
 
 class NeuralSightCLI(LightningCLI):
@@ -55,6 +57,30 @@ class NeuralSightCLI(LightningCLI):
             default=None,
             help="predict: .npz file to write (reconstructions, or an encoder's responses)",
         )
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+
+    def before_instantiate_classes(self) -> None:
+        """``fit --ckpt_path last``: resume from this run's newest ``last.ckpt``, logging on.
+
+        The checkpoint is looked for where this config's runs write theirs
+        (`find_last_checkpoint`); none is an error, not a run trained from scratch. The
+        resumed run logs into the folder of the run it continues (`continue_logging`).
+        """
+        if self.subcommand != "fit" or self.config["fit"].get("ckpt_path") != "last":
+            return
+        config = self.config["fit"]
+        last = find_last_checkpoint(config)
+        config["ckpt_path"] = str(last)
+        continue_logging(config["trainer"], last)
+        self.logged_rows = read_csv_log(last.parent.parent / "metrics.csv")
+
+    def before_fit(self) -> None:
+        """Put a resumed run's earlier CSV log rows back (Lightning's CSV logger deletes them)."""
+        rows = getattr(self, "logged_rows", [])
+        for logger in self.trainer.loggers:
+            if rows and isinstance(logger, L.pytorch.loggers.CSVLogger):
+                logger.experiment.metrics[:0] = rows
+                logger.experiment.save()
 
     def before_predict(self) -> None:
         """Add the writer of the predictions file (images or an encoder's responses)."""
@@ -92,6 +118,71 @@ class NeuralSightCLI(LightningCLI):
             return None
         print(f"neuralsight: report written to {path}", file=sys.stderr)  # ours: never silenced
         return path
+
+
+def _run_root(config: Namespace) -> Path:
+    """The folder a config's runs write into: its logger's ``save_dir`` or the root dir."""
+    trainer = config["trainer"]
+    logger = trainer.get("logger")
+    save_dir = logger.get("init_args.save_dir") if isinstance(logger, Namespace) else None
+    return Path(save_dir or trainer.get("default_root_dir") or os.getcwd())
+
+
+def find_last_checkpoint(config: Namespace) -> Path:
+    """The newest ``last.ckpt`` the runs of a parsed ``fit`` config have saved.
+
+    It is in ``checkpoint.dirpath`` where the config names one, else in a ``checkpoints``
+    folder under the run root (the logger's ``save_dir`` or ``trainer.default_root_dir``).
+    Raises FileNotFoundError naming the folder searched where there is none.
+    """
+    dirpath = config.get("checkpoint.dirpath")
+    root = Path(dirpath) if dirpath else _run_root(config)
+    pattern = f"{RunCheckpoint.CHECKPOINT_NAME_LAST}{RunCheckpoint.FILE_EXTENSION}"
+    found = (
+        [root / pattern]
+        if dirpath
+        else [path for path in root.rglob(pattern) if path.parent.name == "checkpoints"]
+    )
+    found = [path for path in found if path.is_file()]
+    if not found:
+        raise FileNotFoundError(
+            f"{root}: --ckpt_path last: no {pattern} to resume from (a fit saves one at the "
+            "end of every epoch); leave out --ckpt_path to train from the start"
+        )
+    return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def continue_logging(trainer: Namespace, last: Path) -> None:
+    """Point the Trainer's logger at the run folder holding ``last`` (``<run>/checkpoints/``).
+
+    Lightning's default logger (``logger: true``) and a logger config that takes a
+    ``version`` (CSV, TensorBoard) then append to that run's logs instead of starting
+    ``version_<n+1>``; ``logger: false`` logs nothing to continue.
+    """
+    run = last.parent.parent
+    logger = trainer.get("logger")
+    if logger is None or logger is True:
+        trainer["logger"] = Namespace(
+            class_path=f"lightning.pytorch.loggers.{_default_logger_class()}",
+            init_args=Namespace(save_dir=str(run.parent.parent), name=run.parent.name),
+        )
+        logger = trainer["logger"]
+    if isinstance(logger, Namespace) and logger.get("init_args") is not None:
+        logger["init_args"]["version"] = run.name
+
+
+def read_csv_log(path: Path) -> list[dict[str, str]]:
+    """The rows of a Lightning ``metrics.csv`` (none where there is no such file)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _default_logger_class() -> str:
+    """The logger class Lightning's ``logger=True`` builds: TensorBoard where installed."""
+    tensorboard = any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX"))
+    return "TensorBoardLogger" if tensorboard else "CSVLogger"
 
 
 CLI_CLASSES: dict[str, Any] = {

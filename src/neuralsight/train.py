@@ -5,16 +5,22 @@ which LightningCLI's ``neuralsight fit`` uses too, and third-party noise silence
 `neuralsight.quiet`); `fit` trains a model with it, for scripts and notebooks. YAML configs
 become models and Trainers through `neuralsight.lightning_cli.load_config`. Checkpoints are
 read with ``weights_only=True`` only (tensors and plain values: a crafted file cannot run
-code); `UNSAFE_CHECKPOINT` says why one was refused.
+code); `UNSAFE_CHECKPOINT` says why one was refused. `RunCheckpoint` is the checkpoint
+callback of ``neuralsight fit``: it keeps ``last.ckpt`` (every epoch and, for long epochs,
+every N training steps) with the random number generators' states, so a killed run resumes
+with ``--ckpt_path last`` where it stopped.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from neuralsight.data.datamodule import NeuralDataModule
@@ -32,6 +38,109 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "num_sanity_val_steps": 0,
 }
 """Trainer arguments every neuralsight Trainer starts from (API and ``neuralsight fit``)."""
+
+RNG_STATES_KEY = "neuralsight_rng_states"
+"""Checkpoint key of the generators' states `RunCheckpoint` saves and restores."""
+
+
+def rng_states() -> dict[str, Any]:
+    """The states of Python's, NumPy's and PyTorch's global generators, as plain values.
+
+    Only tensors, ints, floats, strings and tuples, so a checkpoint holding them still loads
+    with ``weights_only=True``; `set_rng_states` puts them back.
+
+    Examples
+    --------
+    >>> states = rng_states()
+    >>> first = torch.rand(1)
+    >>> set_rng_states(states)
+    >>> bool(torch.rand(1) == first)
+    True
+    """
+    legacy = cast(tuple, np.random.get_state())  # noqa: NPY002 (the global generator's)
+    name, keys, position, has_gauss, cached = legacy
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore the generators' states `rng_states` returned."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))  # noqa: NPY002
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's `ModelCheckpoint` that also keeps a resumable ``last.ckpt``.
+
+    ``last.ckpt`` is rewritten (atomically) at the end of every epoch and, when
+    ``last_every_n_train_steps`` is set, every that many optimizer steps, so a killed run
+    loses at most one epoch or that many steps. It holds the generators' states
+    (`rng_states`) as well as the weights, optimizer and loop counters, and the loggers are
+    flushed with it, so a run resumed from an epoch's end with ``--ckpt_path last`` ends
+    with the weights of an uninterrupted run of the same seed and one log. A resume from a
+    mid-epoch ``last.ckpt`` starts that epoch's batches again (Lightning warns: a plain
+    DataLoader cannot say where it was), so it is close to, not equal to, an uninterrupted
+    run. Every other argument is `ModelCheckpoint`'s (``save_last`` is on).
+
+    Examples
+    --------
+    >>> callback = RunCheckpoint(last_every_n_train_steps=500)
+    >>> callback.save_last, callback.last_every_n_train_steps
+    (True, 500)
+    """
+
+    def __init__(
+        self,
+        last_every_n_train_steps: int | None = None,
+        save_last: bool | Literal["link"] = True,
+        enable_version_counter: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if last_every_n_train_steps is not None and last_every_n_train_steps < 1:
+            raise ValueError(
+                f"last_every_n_train_steps must be a positive number of steps or None, "
+                f"found {last_every_n_train_steps}"
+            )
+        super().__init__(
+            save_last=save_last, enable_version_counter=enable_version_counter, **kwargs
+        )
+        self.last_every_n_train_steps = last_every_n_train_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        """Save ``last.ckpt`` every ``last_every_n_train_steps`` steps (and what the base saves)."""
+        super().on_train_batch_end(trainer, pl_module, *args)
+        steps = self.last_every_n_train_steps
+        if steps and trainer.global_step % steps == 0 and trainer.global_step > 0:
+            if not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint):
+        """Add the generators' states to every checkpoint written; flush the loggers.
+
+        The flush writes the metrics logged so far (a CSV logger holds up to 100 steps in
+        memory), so a run killed after this checkpoint keeps its log up to it.
+        """
+        checkpoint[RNG_STATES_KEY] = rng_states()
+        for logger in trainer.loggers:
+            logger.save()
+        return super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint):
+        """Restore the generators' states when a run resumes."""
+        if RNG_STATES_KEY in checkpoint:
+            set_rng_states(checkpoint[RNG_STATES_KEY])
+        return super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 def make_trainer(

@@ -7,7 +7,10 @@ trained that way measures the chance level of a pipeline. Test pairs are never s
 
 Training items are drawn in random order (``shuffle="random"``), or with
 ``shuffle="chunks"`` chunk by chunk (`ChunkShuffleSampler`): from a lazily opened file each
-HDF5 chunk is then read once per epoch instead of once per batch that touches it.
+HDF5 chunk is then read once per epoch instead of once per batch that touches it. Either
+order is a function of the DataModule's ``seed`` and the epoch alone (a random order is
+`ChunkShuffleSampler` with every item its own chunk), so a run resumed from a checkpoint
+sees the batches an uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ class NeuralDataModule(L.LightningDataModule):
     in_memory
         Read the file into memory first; ``None`` decides by size (under 2 GiB).
     seed
-        Seed of the validation carve and of the shuffle control.
+        Seed of the validation carve, of the shuffle control and of the training order.
     dataset
         An in-memory `NeuralDataset` instead of ``path`` (API use).
     shuffle
@@ -232,12 +235,15 @@ class NeuralDataModule(L.LightningDataModule):
 
     def _loader(self, pairs: PairDataset, shuffle: bool) -> DataLoader:
         sampler = None
-        if shuffle and self.shuffle == "chunks":
-            sampler, shuffle = self._chunk_sampler(pairs), False
+        if shuffle:
+            sampler = (
+                self._chunk_sampler(pairs)
+                if self.shuffle == "chunks"
+                else ChunkShuffleSampler(np.arange(len(pairs)), window=1, seed=self.seed)
+            )
         return DataLoader(
             pairs,
             batch_size=self.batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
