@@ -17,9 +17,13 @@ from neuralsight.metrics import (
 )
 
 
-def evaluated(path, dataset, **kwargs) -> dict:
-    """What ``neuralsight evaluate`` reports: every reconstruction in the file, scored."""
-    return score_decoder(path, dataset, average_repeats=False, **kwargs).as_dict()
+def evaluated(path, dataset, split=None, **kwargs) -> dict:
+    """What ``neuralsight evaluate`` reports: every reconstruction in the file, scored.
+
+    The toy files here answer stimuli of any split (``split=None``); the checks that a
+    file covers its split are tested on their own below.
+    """
+    return score_decoder(path, dataset, split, average_repeats=False, **kwargs).as_dict()
 
 
 def test_reconstructions_round_trip(tmp_path):
@@ -81,12 +85,14 @@ def test_features_add_alexnet_metrics_colourfulness_and_provenance(tmp_path):
     assert -1 <= result["features"]["corr_conv5"] <= 1
 
 
-def test_smaller_reconstructions_are_scored_against_resized_stimuli(tmp_path):
+def test_smaller_reconstructions_are_refused_or_scored_against_resized_stimuli(tmp_path):
     dataset = make_toy_dataset(n_stimuli=3, size=16)
     recon = save_reconstructions(
         tmp_path / "r.npz", np.full((3, 1, 8, 8), 0.5, np.float32), [0, 1, 2]
     )
-    result = evaluated(recon, dataset)
+    with pytest.raises(ReconstructionsError, match=r"r\.npz: field 'images' is 8x8 .* are 16x16"):
+        evaluated(recon, dataset)
+    result = evaluated(recon, dataset, resize=True)
     assert result["target_resized_from"] == [16, 16]
     assert result["image_shape"] == [1, 8, 8]
 

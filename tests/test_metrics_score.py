@@ -56,8 +56,8 @@ def test_averaging_repeats_of_given_reconstructions_cancels_their_errors():
     noise = 0.1 * ((target > 0.1) & (target < 0.9))  # stays inside [0, 1]
     images = np.stack([target + noise, target - noise, ds.stimuli[5]])
     ids = [4, 4, 5]
-    averaged = score_decoder(images, ds, stimulus_id=ids)
-    single = score_decoder(images, ds, stimulus_id=ids, average_repeats=False)
+    averaged = score_decoder(images, ds, None, stimulus_id=ids)
+    single = score_decoder(images, ds, None, stimulus_id=ids, average_repeats=False)
     assert averaged.stimulus_id.tolist() == [4, 5] and single.stimulus_id.tolist() == ids
     assert averaged.image["mse"] == pytest.approx(0.0, abs=1e-12)
     assert single.image["mse"] == pytest.approx(2 * (noise**2).mean() / 3)
@@ -87,8 +87,8 @@ def test_a_file_and_its_arrays_score_the_same(tmp_path):
     ds = _coded()
     images = np.random.default_rng(1).random((3, 1, 16, 16), dtype=np.float32)
     path = save_reconstructions(tmp_path / "r.npz", images, [5, 4, 5], {"seed": 3})
-    from_file = score_decoder(path, ds, average_repeats=False)
-    from_arrays = score_decoder(images, ds, stimulus_id=[5, 4, 5], average_repeats=False)
+    from_file = score_decoder(path, ds, None, average_repeats=False)
+    from_arrays = score_decoder(images, ds, None, stimulus_id=[5, 4, 5], average_repeats=False)
     assert from_file.image == from_arrays.image
     assert from_file.source == str(path) and from_file.meta == {"seed": 3}
     assert from_arrays.source is None and from_file.split is None
@@ -114,7 +114,7 @@ def test_bad_sources_are_refused_with_what_is_missing():
     with pytest.raises(ReconstructionsError, match=r"\[N\] must match"):
         score_decoder(ds.stimuli[:2], ds, stimulus_id=[0])
     with pytest.raises(ValueError, match="features must be"):
-        score_decoder(ds.stimuli[:2], ds, stimulus_id=[0, 1], features="alexnet")
+        score_decoder(ds.stimuli[4:], ds, stimulus_id=[4, 5], features="alexnet")
 
 
 class LinearEncoder:

@@ -201,8 +201,19 @@ def _add_evaluate(commands) -> None:
     p.add_argument("--reconstructions", help="decode: file written by neuralsight predict")
     p.add_argument("--predictions", help="encode: file written by neuralsight predict")
     p.add_argument("--dataset", required=True, help="the dataset file the responses came from")
+    p.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="the split the file must cover: each of its stimuli once or once per trial",
+    )
     p.add_argument("--features", action="store_true", help="add AlexNet feature metrics")
     p.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+    p.add_argument(
+        "--resize",
+        action="store_true",
+        help="score reconstructions of another size against stimuli resized to theirs",
+    )
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.set_defaults(run=_run_evaluate)
 
@@ -213,17 +224,19 @@ def _run_evaluate(args) -> int:
     if args.direction == "encode":
         if not args.predictions:
             raise SystemExit("neuralsight evaluate --direction encode needs --predictions FILE")
-        metrics = score_encoder(args.predictions, args.dataset, split=None).as_dict()
+        metrics = score_encoder(args.predictions, args.dataset, split=args.split).as_dict()
     else:
         if not args.reconstructions:
             raise SystemExit("neuralsight evaluate needs --reconstructions FILE")
         scores = score_decoder(
             args.reconstructions,
             args.dataset,
+            args.split,
             average_repeats=False,
             features=args.features,
             weights=args.weights,
             progress=True,
+            resize=args.resize,
         )
         metrics = scores.as_dict() | {"control": scores.meta.get("control", "unknown")}
     write_metrics_json(args.out, metrics)

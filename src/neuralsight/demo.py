@@ -178,6 +178,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
     extractor, weights = imagenet_features()
     features: AlexNetFeatures | bool = extractor if extractor is not None else False
     scores: dict[str, DecoderScores] = {}
+    fingerprint = dataset.fingerprint()
     for name, (build, data, budget) in models.items():
         console.rule(f"[bold]2. train {name} ({', '.join(f'{k}={v}' for k, v in budget.items())})")
         stage_started = time.perf_counter()
@@ -192,7 +193,12 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0) -> dict[str, dict[st
             out / f"reconstructions_{name}.npz",
             scores[name].reconstructions,
             scores[name].stimulus_id,
-            {"model": type(model).__name__, "control": data.control, "dataset": str(path)},
+            {
+                "model": type(model).__name__,
+                "control": data.control,
+                "dataset": str(path),
+                "dataset_fingerprint": fingerprint,
+            },
         )
 
     console.rule("[bold]3. evaluate on held-out scenes")

@@ -117,7 +117,9 @@ def score_conditions(
     """`score_decoder` of each condition's reconstructions: a table indexed by condition.
 
     Each row is `DecoderScores.row`: MSE, PSNR, SSIM, PixCorr, with ``extractor`` the
-    AlexNet layer correlations and two-way identification, and the mean colourfulness.
+    AlexNet layer correlations and two-way identification, and the mean colourfulness. The
+    images of ``stimulus_id`` are scored as given (an analysis names the stimuli it shows,
+    any subset of any split).
 
     Examples
     --------
@@ -130,7 +132,7 @@ def score_conditions(
     """
     features = extractor if extractor is not None else False
     rows = {
-        name: score_decoder(images, dataset, stimulus_id=stimulus_id, features=features).row()
+        name: score_decoder(images, dataset, None, stimulus_id=stimulus_id, features=features).row()
         for name, images in reconstructions.items()
     }
     table = pd.DataFrame.from_dict(rows, orient="index")

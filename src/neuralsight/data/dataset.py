@@ -21,6 +21,7 @@ checks of `NeuralDataset.validate` in `neuralsight.data.validation`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -188,6 +189,36 @@ class NeuralDataset:
         file are not read).
         """
         validate_dataset(self, full)
+
+    def fingerprint(self) -> str:
+        """A short hash of what evaluation compares: trial layout, test responses and stimuli.
+
+        It covers the sizes, every trial's ``stimulus_id`` and ``split``, and the responses
+        and stimuli of the test trials (read in blocks, so a large lazily opened file is
+        cheap), so a results file made from one data set can be checked against another.
+        The same data give the same fingerprint in memory and on disk.
+
+        Examples
+        --------
+        >>> ds = NeuralDataset.from_arrays(np.ones((4, 2), np.float32), np.zeros((4, 1, 4, 4)),
+        ...                                split=["train", "train", "test", "test"])
+        >>> other = NeuralDataset.from_arrays(np.ones((4, 2), np.float32), np.ones((4, 1, 4, 4)),
+        ...                                   split=["train", "train", "test", "test"])
+        >>> len(ds.fingerprint()), ds.fingerprint() == ds.to_memory().fingerprint() != other.fingerprint()
+        (16, True)
+        """
+        digest = hashlib.sha256()
+        shape = (self.n_trials, self.n_units, self.n_bins, self.n_stimuli, *self.image_shape)
+        digest.update(np.asarray(shape, np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.stimulus_id, np.int64).tobytes())
+        digest.update("\n".join(self.split.tolist()).encode())
+        test_trials = self.trials("test")
+        test_stimuli = np.unique(self.stimulus_id[test_trials])
+        for values, rows in ((self.responses, test_trials), (self.stimuli, test_stimuli)):
+            for start in range(0, len(rows), 256):
+                block = np.asarray(values[rows[start : start + 256]], np.float32)
+                digest.update(np.ascontiguousarray(block).tobytes())
+        return digest.hexdigest()[:16]
 
     def to_memory(self) -> NeuralDataset:
         """Return a copy with responses and stimuli read fully into memory."""

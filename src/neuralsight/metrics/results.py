@@ -48,7 +48,17 @@ def _where(source: str | os.PathLike | None) -> str:
     return f"{source}: " if source else ""
 
 
-def _check_images(images: np.ndarray, source: str | os.PathLike | None) -> None:
+def check_images(images: np.ndarray, source: str | os.PathLike | None = None) -> None:
+    """Refuse reconstructions that are not finite float32 ``[N, C, H, W]``, C 1 or 3.
+
+    Examples
+    --------
+    >>> check_images(np.zeros((2, 1, 4, 4), np.float32))
+    >>> check_images(np.full((1, 1, 2, 2), np.nan, np.float32), "r.npz")
+    Traceback (most recent call last):
+    ...
+    neuralsight.metrics.results.ReconstructionsError: r.npz: field 'images' holds NaN or infinite values
+    """
     if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
         raise ReconstructionsError(
             f"{_where(source)}field 'images' must have shape [N, C, H, W] with N >= 1 and "
@@ -116,7 +126,7 @@ def save_reconstructions(
     """
     image_array = _to_numpy(images).astype(np.float32, copy=False)
     ids = _to_numpy(stimulus_id)
-    _check_images(image_array, None)
+    check_images(image_array, None)
     _check_ids(ids, image_array.shape[0], None)
     header = (RECONSTRUCTIONS_FORMAT, RECONSTRUCTIONS_FORMAT_VERSION)
     return _write_npz(path, {"images": image_array}, ids, _meta_json(dict(meta or {})), header)
@@ -188,7 +198,7 @@ def load_reconstructions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     fields = _read_npz(path, "reconstructions", ReconstructionsError)
     _check_header(fields, path)
     images, ids = fields["images"], fields["stimulus_id"]
-    _check_images(images, path)
+    check_images(images, path)
     _check_ids(ids, images.shape[0], path)
     try:
         meta = json.loads(str(fields["meta"]))
@@ -314,6 +324,7 @@ class ReconstructionWriter(BasePredictionWriter):
         meta = {
             "model": type(pl_module).__name__,
             "dataset": datamodule.dataset.source,
+            "dataset_fingerprint": datamodule.dataset.fingerprint(),
             "control": datamodule.control,
         }
         save_reconstructions(self.path, images, stimulus_id, meta)
@@ -334,7 +345,11 @@ class ResponsePredictionWriter(BasePredictionWriter):
         responses = torch.cat([torch.as_tensor(p) for p in predictions]).float()
         datamodule = trainer.datamodule
         ids = np.asarray(datamodule.test_set.stimulus_index[: len(responses)])
-        meta = {"model": type(pl_module).__name__, "dataset": datamodule.dataset.source}
+        meta = {
+            "model": type(pl_module).__name__,
+            "dataset": datamodule.dataset.source,
+            "dataset_fingerprint": datamodule.dataset.fingerprint(),
+        }
         save_response_predictions(self.path, responses, ids, meta)
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from neuralsight.data.dataset import NeuralDataset, open_dataset
+from neuralsight.data.validation import DatasetError
 from neuralsight.data.views import PairDataset
 from neuralsight.metrics.colour import colourfulness
 from neuralsight.metrics.encoding import encoding_metrics, repeats_by_stimulus
@@ -41,6 +42,7 @@ from neuralsight.metrics.image import image_metrics
 from neuralsight.metrics.results import (
     PredictionsError,
     ReconstructionsError,
+    check_images,
     load_reconstructions,
     load_response_predictions,
 )
@@ -82,12 +84,13 @@ class DecoderScores:
         ``{"mean_image": {"image", "colourfulness"[, "features"]}}`` where asked for.
     reconstructions, targets, stimulus_id
         What was scored: float32 ``[N, C, H, W]`` in [0, 1] (clipped), the true images
-        (resized to the reconstructions' size where it differs) and ``[N]`` ids.
+        (resized to the reconstructions' size only with ``resize=True``) and ``[N]`` ids.
     clipped_fraction, target_resized_from
         Share of reconstructed pixels outside [0, 1]; the stimuli's size before resizing.
     split, average_repeats, dataset, source, meta
-        The split a model decoded (None for given reconstructions), whether repeats were
-        averaged, the dataset's file, the reconstructions file and its ``meta``.
+        The split a model decoded or given reconstructions were checked to cover (None: not
+        checked), whether repeats were averaged, the dataset's file, the reconstructions
+        file and its ``meta``.
     """
 
     image: dict[str, float]
@@ -267,7 +270,7 @@ def _mean_per_stimulus(images: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray,
 
 
 def _given_reconstructions(
-    source: Any, stimulus_id: Any, average_repeats: bool
+    source: Any, stimulus_id: Any
 ) -> tuple[np.ndarray, np.ndarray, str | None, dict[str, Any]]:
     if isinstance(source, str | os.PathLike):
         images, ids, meta = load_reconstructions(source)
@@ -282,9 +285,95 @@ def _given_reconstructions(
                 f"reconstructions [N, C, H, W] and 'stimulus_id' [N] must match, found "
                 f"shapes {images.shape} and {ids.shape}"
             )
-    if average_repeats:
-        images, ids = _mean_per_stimulus(images, ids)
+        check_images(images)
     return images, ids, where, meta
+
+
+def _named(where: str | None, what: str = "reconstructions") -> str:
+    return where or what
+
+
+def check_coverage(
+    ids: np.ndarray,
+    dataset: NeuralDataset,
+    split: str,
+    where: str | None = None,
+    error: type[ValueError] = ReconstructionsError,
+) -> None:
+    """Refuse results that do not answer each stimulus of ``split`` once or once per trial.
+
+    Every distinct stimulus of the split's trials must be there, no other stimulus may be,
+    and each must come once (one per stimulus) or as often as it was shown (one per trial):
+    a subset, a single image copied, the training split or an uneven mix would score
+    misleadingly. Raises ``error`` (`ReconstructionsError`) naming the file and what is wrong.
+
+    Examples
+    --------
+    >>> ds = NeuralDataset.from_arrays(np.zeros((3, 1), np.float32), np.zeros((3, 1, 4, 4)),
+    ...                                split=["train", "test", "test"])
+    >>> check_coverage(np.array([2, 1]), ds, "test")
+    >>> check_coverage(np.array([1, 1]), ds, "test")
+    Traceback (most recent call last):
+    ...
+    neuralsight.metrics.results.ReconstructionsError: reconstructions: field 'stimulus_id' covers 1 of the 2 stimuli of split 'test' of the dataset; missing e.g. [2]
+    """
+    trials = dataset.trials(split)
+    name, of = _named(where), f"split {split!r} of {dataset.source or 'the dataset'}"
+    if not len(trials):
+        raise error(f"{name}: {of} has no trials to score against")
+    shown, shown_count = np.unique(dataset.stimulus_id[trials], return_counts=True)
+    given, given_count = np.unique(ids, return_counts=True)
+    outside = np.setdiff1d(given, shown)
+    if outside.size:
+        raise error(
+            f"{name}: field 'stimulus_id' names {outside.size} stimuli that are not in {of} "
+            f"(e.g. {outside[:5].tolist()}): made for another split or data set?"
+        )
+    missing = np.setdiff1d(shown, given)
+    if missing.size:
+        raise error(
+            f"{name}: field 'stimulus_id' covers {given.size} of the {shown.size} stimuli of "
+            f"{of}; missing e.g. {missing[:5].tolist()}"
+        )
+    expected = shown_count[np.searchsorted(shown, given)]
+    uneven = (given_count != 1) & (given_count != expected)
+    if uneven.any():
+        first = int(np.flatnonzero(uneven)[0])
+        raise error(
+            f"{name}: field 'stimulus_id' repeats stimulus {given[first]} "
+            f"{given_count[first]} times; expected once, or once per trial of it in {of} "
+            f"({expected[first]})"
+        )
+
+
+def check_fingerprint(meta: dict[str, Any], dataset: NeuralDataset, where: str | None) -> None:
+    """Refuse a results file whose ``meta`` records another data set's fingerprint.
+
+    Files written by ``neuralsight predict`` record `NeuralDataset.fingerprint`; a file
+    without one (another tool's, or an older one) is not checked.
+    """
+    recorded = meta.get("dataset_fingerprint")
+    if recorded is not None and recorded != (found := dataset.fingerprint()):
+        raise ReconstructionsError(
+            f"{_named(where, 'results')}: made from another data set: its meta "
+            f"'dataset_fingerprint' is {recorded!r}, {dataset.source or 'the dataset'}'s is "
+            f"{found!r}"
+        )
+
+
+def check_stimuli(targets: torch.Tensor, ids: np.ndarray, dataset: NeuralDataset) -> None:
+    """Refuse stimuli that are not finite values in [0, 1] (a lazily opened file is never
+    checked as a whole), naming the data set, the field and the first bad stimulus."""
+    flat = targets.flatten(1)
+    bad = ~torch.isfinite(flat).all(1) | (flat < 0).any(1) | (flat > 1).any(1)
+    if bad.any():
+        first = int(torch.nonzero(bad)[0])
+        row = flat[first]
+        raise DatasetError(
+            f"{dataset.source or 'dataset'}: field 'stimuli' must hold finite values in "
+            f"[0, 1], found stimulus {ids[first]} with values from {float(row.min())} to "
+            f"{float(row.max())} ({int((~torch.isfinite(row)).sum())} NaN or infinite)"
+        )
 
 
 def _decoded(
@@ -298,21 +387,31 @@ def _decoded(
 
 
 def _targets(
-    dataset: NeuralDataset, ids: np.ndarray, images: np.ndarray, where: str | None
+    dataset: NeuralDataset, ids: np.ndarray, images: np.ndarray, where: str | None, resize: bool
 ) -> tuple[torch.Tensor, list[int] | None]:
-    """The true stimuli of ``ids`` at the reconstructions' size, and their size before."""
+    """The true stimuli of ``ids`` (checked), at the reconstructions' size where ``resize``
+    allows it, and their size before."""
     try:
         targets = torch.from_numpy(true_stimuli(dataset, ids))
     except ReconstructionsError as err:
         raise ReconstructionsError(f"{where}: {err}" if where else str(err)) from err
+    check_stimuli(targets, ids, dataset)
     if targets.shape[1] != images.shape[1]:
         raise ReconstructionsError(
-            f"reconstructions have {images.shape[1]} channel(s) but the true stimuli have "
-            f"{targets.shape[1]}; shapes {images.shape} and {tuple(targets.shape)}"
+            f"{_named(where)}: reconstructions have {images.shape[1]} channel(s) but the true "
+            f"stimuli have {targets.shape[1]}; shapes {images.shape} and {tuple(targets.shape)}"
         )
     size = tuple(images.shape[2:])
-    resized_from = None if targets.shape[2:] == size else list(targets.shape[2:])
-    return _resized(targets, size), resized_from
+    if targets.shape[2:] == size:
+        return targets, None
+    if not resize:
+        raise ReconstructionsError(
+            f"{_named(where)}: field 'images' is {size[0]}x{size[1]} but the stimuli of "
+            f"{dataset.source or 'the dataset'} are {targets.shape[2]}x{targets.shape[3]}; "
+            "score them against resized stimuli only on purpose (resize=True, "
+            "neuralsight evaluate --resize)"
+        )
+    return _resized(targets, size), list(targets.shape[2:])
 
 
 def _resized(images: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -361,7 +460,7 @@ def _scored(
 def score_decoder(
     source: Reconstructs | str | os.PathLike | np.ndarray | torch.Tensor,
     dataset: NeuralDataset | str | os.PathLike,
-    split: str = "test",
+    split: str | None = "test",
     *,
     stimulus_id: Sequence[int] | np.ndarray | None = None,
     average_repeats: bool = True,
@@ -372,6 +471,7 @@ def score_decoder(
     batch_size: int = 32,
     twoway_layers: Sequence[str] = TWOWAY_LAYERS,
     progress: bool = False,
+    resize: bool = False,
 ) -> DecoderScores:
     """Score a decoder's reconstructions against the true stimuli of ``dataset``.
 
@@ -383,7 +483,9 @@ def score_decoder(
     dataset
         A `NeuralDataset` or the path of one.
     split
-        The split a decoder reconstructs (given reconstructions name their stimuli).
+        The split a decoder reconstructs; given reconstructions must answer every stimulus
+        of it, once or once per trial, and no other (`check_coverage`). None scores given
+        reconstructions of any stimuli as they are (a subset, on purpose).
     average_repeats
         True: one score per stimulus (a decoder decodes the repeat-averaged responses of
         each, given reconstructions of one stimulus are averaged); False: every trial.
@@ -394,24 +496,37 @@ def score_decoder(
         ``batch_size``, ``twoway_layers``, ``progress``; ``weights`` and ``device`` build the
         network); an `AlexNetFeatures` to use that one; ``"pixels"``: pixel two-way only.
 
-    Reconstructions are clipped to [0, 1]; stimuli are resized to their size where it differs.
+    resize
+        Score reconstructions of another size than the stimuli against stimuli resized to
+        theirs (recorded as ``target_resized_from``); without it that is an error.
+
+    Reconstructions are clipped to [0, 1] (``clipped_fraction`` says how much was); NaN or
+    infinite ones, stimuli outside [0, 1] and a file recording another data set's
+    fingerprint (`check_fingerprint`) are errors.
 
     Examples
     --------
     >>> stimuli = np.random.default_rng(0).random((4, 1, 16, 16), dtype=np.float32)
-    >>> ds = NeuralDataset.from_arrays(np.zeros((4, 2), np.float32), stimuli)
+    >>> ds = NeuralDataset.from_arrays(np.zeros((4, 2), np.float32), stimuli,
+    ...                                split=["train", "test", "train", "test"])
     >>> scores = score_decoder(ds.stimuli[[1, 3]], ds, stimulus_id=[1, 3], mean_image_of=[0, 2])
     >>> round(scores.image["ssim"], 6), scores.controls["mean_image"]["image"]["ssim"] < 1
     (1.0, True)
     """
     dataset = open_dataset(dataset)
     if isinstance(source, Reconstructs):
+        if split is None:
+            raise ValueError("a decoder reconstructs one split: give split='train' or 'test'")
         images, ids = _decoded(source, dataset, split, average_repeats)
-        where, meta, split_decoded = None, {"model": type(source).__name__}, split
+        where, meta = None, {"model": type(source).__name__}
     else:
-        images, ids, where, meta = _given_reconstructions(source, stimulus_id, average_repeats)
-        split_decoded = None
-    target, resized_from = _targets(dataset, ids, images, where)
+        images, ids, where, meta = _given_reconstructions(source, stimulus_id)
+        check_fingerprint(meta, dataset, where)
+        if split is not None:
+            check_coverage(ids, dataset, split, where)
+        if average_repeats:
+            images, ids = _mean_per_stimulus(images, ids)
+    target, resized_from = _targets(dataset, ids, images, where, resize)
     size = tuple(target.shape[2:])
     pred = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     clipped_fraction = float(((pred < 0) | (pred > 1)).double().mean())
@@ -431,7 +546,7 @@ def score_decoder(
         stimulus_id=ids,
         clipped_fraction=clipped_fraction,
         target_resized_from=resized_from,
-        split=split_decoded,
+        split=split,
         average_repeats=average_repeats,
         dataset=dataset.source,
         source=where,
@@ -469,7 +584,9 @@ def score_encoder(
     ``source`` is a trained encoder (it predicts each distinct stimulus of ``split``), a
     predictions file (`save_response_predictions`) or predictions ``[N, n_units(, n_bins)]``
     with ``stimulus_id``. Predictions of one stimulus are averaged. The recorded responses
-    are the trials of ``split`` (None: of any split) that showed those stimuli. When every
+    are the trials of ``split`` (None: of any split) that showed those stimuli; given
+    predictions must cover the stimuli of ``split`` (`check_coverage`) and, where their file
+    records one, the data set's fingerprint (`check_fingerprint`). When every
     stimulus was shown at least twice, the repeats give the noise ceiling and FEVE (the
     first ``n_repeats`` trials of each, ``n_repeats`` the smallest count); otherwise the
     predictions are compared with the trial averages.
@@ -483,6 +600,10 @@ def score_encoder(
     """
     dataset = open_dataset(dataset)
     predicted, ids, where, meta = _predictions(source, dataset, split, stimulus_id)
+    if not isinstance(source, PredictsResponses):
+        check_fingerprint(meta, dataset, where)
+        if split is not None:
+            check_coverage(ids, dataset, split, where or "predictions", PredictionsError)
     predicted = predicted[:, :, None] if predicted.ndim == 2 else predicted
     if ids.max() >= dataset.n_stimuli or predicted.shape[1:] != dataset.responses.shape[1:]:
         raise PredictionsError(
