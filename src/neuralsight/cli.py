@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import yaml
@@ -51,7 +53,8 @@ def console(argv: Sequence[str] | None = None) -> int:
 
     An error prints ``neuralsight: error: <file>: <what was expected, what was found>`` on
     stderr and exits with status 1; ``--debug`` (before the command) shows the traceback
-    instead. Ctrl-C exits with status 130.
+    instead. Ctrl-C exits with status 130; SIGTERM unwinds the same way (temporary files
+    removed, worker processes stopped) and exits with status 143.
 
     Examples
     --------
@@ -59,18 +62,36 @@ def console(argv: Sequence[str] | None = None) -> int:
     1
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = argv[:1] == [DEBUG_FLAG]
-    if debug:
-        return main(argv[1:])
+    with _sigterm_unwinds():
+        if argv[:1] == [DEBUG_FLAG]:
+            return main(argv[1:])
+        try:
+            return main(argv)
+        except KeyboardInterrupt:
+            print("neuralsight: interrupted", file=sys.stderr)
+            return 130
+        except Exception as error:
+            print(f"neuralsight: error: {error}", file=sys.stderr)
+            print(f"(run neuralsight {DEBUG_FLAG} ... for the traceback)", file=sys.stderr)
+            return 1
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the program runs, SIGTERM unwinds it as Ctrl-C does: temporary files are
+    removed and worker pools shut down, then it exits with status 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        return main(argv)
-    except KeyboardInterrupt:
-        print("neuralsight: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
-        print(f"neuralsight: error: {error}", file=sys.stderr)
-        print(f"(run neuralsight {DEBUG_FLAG} ... for the traceback)", file=sys.stderr)
-        return 1
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

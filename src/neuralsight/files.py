@@ -4,12 +4,15 @@ Every writer of neuralsight (metrics JSON, reconstructions and predictions files
 HTML reports, NWB exports, dataset files) writes into a temporary sibling of its target and renames it
 over the target when done, so an interrupted run never leaves a truncated file for the next
 step to read. The file gets the permissions a plain ``open`` would give it (``0o666`` less
-the umask), not the private ``0o600`` of `tempfile.mkstemp`.
+the umask), not the private ``0o600`` of `tempfile.mkstemp`. A run killed too hard to clean
+up (SIGKILL) leaves its temporary file; the next write to the same target removes it.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -27,11 +30,56 @@ def _umask() -> int:
     return mask
 
 
+def _owner_tag() -> str:
+    """The host and process writing a temporary file, as its name records them."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``path`` that killed runs of this host left behind.
+
+    A temporary file's name records the host and process writing it (`temporary_sibling`);
+    one whose process no longer runs on this host is debris of a run killed before it
+    could clean up (SIGKILL, a power cut). Files of live processes and of other hosts
+    (a shared disk) are left alone. Returns what was removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> stale = folder / f".a.{socket.gethostname()}-999999999.x1y2.h5"
+    >>> _ = stale.write_bytes(b"half")
+    >>> [p.name for p in remove_stale_siblings(folder / "a.h5")] == [stale.name]
+    True
+    """
+    path = Path(path)
+    host = socket.gethostname()
+    removed = []
+    for sibling in path.parent.glob(f".{path.stem}.{host}-*{path.suffix}"):
+        pid = sibling.name[len(f".{path.stem}.{host}-") :].split(".", 1)[0]
+        if pid.isdigit() and not _is_alive(int(pid)):
+            sibling.unlink(missing_ok=True)
+            removed.append(sibling)
+    return removed
+
+
 def temporary_sibling(path: str | os.PathLike) -> Path:
     """Create an empty temporary file beside ``path`` (folders made) to be renamed onto it.
 
     It has the target's suffix, so writers that pick a format from the name (matplotlib)
-    see the right one; `move_into_place` finishes the write.
+    see the right one; `move_into_place` finishes the write. Its name records the host and
+    process, and the stale siblings of killed runs are removed first
+    (`remove_stale_siblings`).
 
     Examples
     --------
@@ -43,7 +91,10 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    for stale in remove_stale_siblings(path):
+        print(f"neuralsight: removed {stale}, left by a killed run", file=sys.stderr)
+    prefix = f".{path.stem}.{_owner_tag()}."
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
     os.close(fd)
     return Path(name)
 

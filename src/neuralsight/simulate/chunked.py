@@ -7,7 +7,10 @@ the cortex), using only the `Simulator` protocol, and writes the dataset with
 memory however large the file. Chunks are made by a pool of worker processes (``workers``;
 forked where the platform can, as PyTorch's DataLoader does, else spawned, which needs the
 usual ``if __name__ == "__main__":`` guard in a calling script) and written in order by the
-calling process, with a progress bar on stderr.
+calling process, with a progress bar on stderr. A worker ends itself when the calling
+process dies, however it dies (tests/test_simulate_killed.py), and an interrupted run
+removes its temporary file (one killed by SIGKILL leaves it to the next run to remove:
+`neuralsight.files.remove_stale_siblings`).
 
 Determinism
     The noiseless part of a response (retina rates, cortical drive) is computed per
@@ -36,6 +39,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -83,8 +88,17 @@ class _Task:
 _WORKER: dict[str, Any] = {}
 
 
+def _exit_when_orphaned(parent: int, every_s: float = 0.5) -> None:
+    """End this worker process once its parent is gone (killed, even by SIGKILL)."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
+
+
 def _start_worker(simulator: Simulator, sampler: TrialSampler) -> None:
-    """Pool initialiser: one BLAS and one torch thread per worker process."""
+    """Pool initialiser: one BLAS and one torch thread per worker process, and a watch
+    that ends the worker when its parent dies (no orphans keep computing)."""
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     _WORKER["limits"] = threadpool_limits(1)
     torch.set_num_threads(1)
     _WORKER["simulator"], _WORKER["sampler"], _WORKER["cache"] = simulator, sampler, {}
