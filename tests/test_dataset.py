@@ -158,6 +158,54 @@ def test_open_rejects_a_missing_bad_or_newer_schema_version(
         NeuralDataset.open(path)
 
 
+def flip_a_byte(path, field: str) -> None:
+    """Change one stored byte of the first chunk of ``field``, as a bad disk would."""
+    with h5py.File(path, "r") as f:
+        info = f[field].id.get_chunk_info(0)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 2)
+        byte = raw.read(1)
+        raw.seek(-1, 1)
+        raw.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize("field", ["responses", "stimuli"])
+def test_a_flipped_bit_is_a_checksum_error_not_silent_data(tmp_path, toy_dataset, field):
+    path = toy_dataset.save(tmp_path / "toy.h5", compression=None)
+    with h5py.File(path, "r") as f:
+        assert all(f[name].fletcher32 for name in ("responses", "stimuli", "stimulus_id"))
+    flip_a_byte(path, field)
+    with pytest.raises(DatasetError, match=rf"{path}: field '{field}' cannot be read: .*corrupt"):
+        NeuralDataset.open(path, lazy=False)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f.attrs.__delitem__("meta"), "attribute 'meta' is missing"),
+        (lambda f: f.attrs.__setitem__("meta", "{not json"), "attribute 'meta' must be JSON"),
+        (
+            lambda f: f["units"].attrs.__delitem__("columns"),
+            "attribute 'units/columns' is missing",
+        ),
+        (
+            lambda f: f["units"].attrs.__setitem__("columns", '{"a": 1}'),
+            "attribute 'units/columns' must be a JSON list",
+        ),
+        (
+            lambda f: f["units"].attrs.__setitem__("columns", '["unit_id", "depth"]'),
+            "field 'units/depth' is missing",
+        ),
+    ],
+)
+def test_missing_or_malformed_attributes_are_named(tmp_path, toy_dataset, edit, message):
+    path = toy_dataset.save(tmp_path / "toy.h5")
+    with h5py.File(path, "a") as f:
+        edit(f)
+    with pytest.raises(DatasetError, match=f"{path}: {message}"):
+        NeuralDataset.open(path)
+
+
 def test_select_trials_keeps_order(toy_dataset):
     sub = toy_dataset.select_trials(np.array([5, 1, 3]))
     np.testing.assert_array_equal(sub.responses, toy_dataset.responses[[5, 1, 3]])

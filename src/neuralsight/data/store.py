@@ -3,7 +3,10 @@
 `write_dataset` writes a dataset held in memory (or lazily) atomically; a `DatasetWriter`
 fills a file block by block, for one larger than memory; `read_fields` opens a file, checks
 its schema and returns the dataset's fields, the large ones left on disk when lazy. The
-`NeuralDataset` methods `save`, `create` and `open` are the way in.
+`NeuralDataset` methods `save`, `create` and `open` are the way in. Every array carries a
+Fletcher-32 checksum per HDF5 chunk, so bytes changed since writing are an error on reading
+(naming the file and field), never silent data; a missing or malformed attribute is named
+too.
 """
 
 from __future__ import annotations
@@ -85,20 +88,61 @@ def read_fields(path: str | os.PathLike, lazy: bool, cache_bytes: int) -> dict[s
     except DatasetError:
         f.close()
         raise
-    columns = json.loads(f["units"].attrs["columns"])
-    fields = {
-        "responses": f["responses"] if lazy else f["responses"][:],
-        "stimuli": f["stimuli"] if lazy else f["stimuli"][:],
-        "stimulus_id": f["stimulus_id"][:],
-        "units": pd.DataFrame({c: _read_column(f["units"][c]) for c in columns}),
-        "bin_edges_ms": f["bin_edges_ms"][:],
-        "split": f["split"][:].astype(str),
-        "meta": json.loads(f.attrs["meta"]),
-        "source": str(path),
-    }
+    try:
+        fields = _fields(path, f, lazy)
+    except DatasetError:
+        f.close()
+        raise
     if not lazy:
         f.close()
     return fields
+
+
+def _fields(path: Path, f: h5py.File, lazy: bool) -> dict[str, Any]:
+    columns = _json_attribute(path, f["units"], "columns", "units/")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise DatasetError(
+            f"{path}: attribute 'units/columns' must be a JSON list of column names, "
+            f"found {columns!r}"
+        )
+    missing = [c for c in columns if c not in f["units"]]
+    if missing:
+        raise DatasetError(f"{path}: field 'units/{missing[0]}' is missing (named in columns)")
+    return {
+        "responses": f["responses"] if lazy else _read(path, "responses", f["responses"]),
+        "stimuli": f["stimuli"] if lazy else _read(path, "stimuli", f["stimuli"]),
+        "stimulus_id": _read(path, "stimulus_id", f["stimulus_id"]),
+        "units": pd.DataFrame({c: _read(path, f"units/{c}", f["units"][c]) for c in columns}),
+        "bin_edges_ms": _read(path, "bin_edges_ms", f["bin_edges_ms"]),
+        "split": _read(path, "split", f["split"]).astype(str),
+        "meta": _json_attribute(path, f, "meta"),
+        "source": str(path),
+    }
+
+
+def _read(path: Path, name: str, dataset: h5py.Dataset) -> np.ndarray:
+    """All of one field; a checksum mismatch or an unreadable chunk is a `DatasetError`."""
+    kind = dataset.dtype.kind
+    text = name.startswith("units/") and (kind in "OS" or h5py.check_string_dtype(dataset.dtype))
+    try:
+        return dataset.asstr()[:].astype(object) if text else dataset[:]
+    except OSError as err:
+        raise DatasetError(
+            f"{path}: field '{name}' cannot be read: the file is corrupt or truncated (its "
+            f"checksum or compression does not match what was written: {err})"
+        ) from err
+
+
+def _json_attribute(path: Path, node: h5py.HLObject, name: str, where: str = "") -> Any:
+    """A JSON-encoded attribute; missing or not JSON is a `DatasetError` naming it."""
+    if name not in node.attrs:
+        raise DatasetError(f"{path}: attribute '{where}{name}' is missing")
+    try:
+        return json.loads(node.attrs[name])
+    except (TypeError, ValueError) as err:
+        raise DatasetError(
+            f"{path}: attribute '{where}{name}' must be JSON text, found {node.attrs[name]!r:.60}"
+        ) from err
 
 
 def _check_schema(path: Path, f: h5py.File) -> None:
@@ -252,6 +296,7 @@ def _create_layout(
         dtype="float32",
         chunks=(max(1, min(chunk_trials, n_t)), n_u, n_b),
         compression=compression,
+        fletcher32=True,
     )
     stimuli = f.create_dataset(
         "stimuli",
@@ -259,10 +304,12 @@ def _create_layout(
         dtype="float32",
         chunks=(max(1, min(chunk_stimuli, ds.n_stimuli)), *ds.image_shape),
         compression=compression,
+        fletcher32=True,
     )
-    f.create_dataset("stimulus_id", data=ds.stimulus_id, compression=compression)
-    f.create_dataset("split", data=ds.split.astype("S5"))
-    f.create_dataset("bin_edges_ms", data=ds.bin_edges_ms)
+    checked = {"compression": compression, "fletcher32": True}
+    f.create_dataset("stimulus_id", data=ds.stimulus_id, **checked)
+    f.create_dataset("split", data=ds.split.astype("S5"), fletcher32=True)
+    f.create_dataset("bin_edges_ms", data=ds.bin_edges_ms, fletcher32=True)
     units = f.create_group("units")
     units.attrs["columns"] = json.dumps(list(ds.units.columns))
     for column in ds.units.columns:
@@ -270,15 +317,8 @@ def _create_layout(
         if values.dtype.kind in "OUS":
             units.create_dataset(column, data=values.astype(str).astype(h5py.string_dtype()))
         else:
-            units.create_dataset(column, data=values)
+            units.create_dataset(column, data=values, fletcher32=True)
     return responses, stimuli
-
-
-def _read_column(dataset: h5py.Dataset) -> np.ndarray:
-    values = dataset[:]
-    if dataset.dtype.kind in "OS" or h5py.check_string_dtype(dataset.dtype):
-        return dataset.asstr()[:].astype(object)
-    return values
 
 
 def _copy_in_blocks(source: ArrayLike, target: h5py.Dataset, block: int) -> None:
