@@ -1,6 +1,7 @@
 """NWB reader and writer: binning, units, stimuli, splits, round trip and bad input files."""
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,12 @@ from pynwb.base import ImageReferences, Images
 from pynwb.epoch import TimeIntervals
 from pynwb.file import Subject
 from pynwb.image import GrayscaleImage, IndexSeries, OpticalSeries
+from pynwb.misc import Units
 
 from neuralsight.data.dataset import DatasetError, NeuralDataset
 from neuralsight.data.readers import READERS
 from neuralsight.data.readers.nwb import read, write_nwb
+from neuralsight.data.readers.nwb.units import unit_mask
 
 WINDOW = {"window_ms": (0.0, 30.0), "bin_ms": 10.0, "progress": False}
 
@@ -61,7 +64,9 @@ def _write_toy_nwb(
     )
     for location in ("VISp", "VISl", "LGd"):
         nwb.add_electrode(location=location, group=group)
-    if with_units:
+    if with_units and not spikes:
+        nwb.units = Units(name="units", description="no unit passed curation")
+    elif with_units:
         nwb.add_unit_column(name="quality", description="curation label")
         nwb.add_unit_column(name="snr", description="signal to noise")
         for row, (unit_id, times) in enumerate(spikes.items()):
@@ -299,6 +304,15 @@ def test_error_no_units_table(tmp_path):
     path = _write_toy_nwb(tmp_path / "no_units.nwb", with_units=False)
     with pytest.raises(DatasetError, match=r"no_units.nwb: field 'units' is missing.*found none"):
         read([str(path)], **WINDOW)
+
+
+def test_error_empty_units_table(tmp_path):
+    path = _write_toy_nwb(tmp_path / "no_rows.nwb", spikes={})
+    with pytest.raises(DatasetError, match=r"no_rows.nwb: field 'units/spike_times' is missing"):
+        read([str(path)], **WINDOW)
+    empty = pd.DataFrame({"spike_times": [], "quality": []})
+    with pytest.raises(DatasetError, match=r"x.nwb: field 'units' .* found an empty units table"):
+        unit_mask(empty, None, Path("x.nwb"))
 
 
 def test_error_spike_before_session_start(tmp_path):

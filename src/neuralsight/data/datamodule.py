@@ -22,7 +22,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
-from neuralsight.data.dataset import NeuralDataset
+from neuralsight.data.dataset import DatasetError, NeuralDataset
 from neuralsight.data.views import PairDataset
 
 Control = Literal["none", "shuffle"]
@@ -195,7 +195,8 @@ class NeuralDataModule(L.LightningDataModule):
         return self.dataset.image_shape
 
     def setup(self, stage: str | None = None) -> None:
-        """Split the trials into train, validation and test pairs (once)."""
+        """Split the trials into train, validation and test pairs (once); fitting without
+        training pairs is an error before the trainer writes anything."""
         if self._sets:
             return
         ds = self.dataset
@@ -207,6 +208,8 @@ class NeuralDataModule(L.LightningDataModule):
             "val": self._pairs(val, shuffle=self.control == "shuffle", offset=2),
             "test": self._pairs(ds.trials("test"), shuffle=False, offset=0),
         }
+        if stage == "fit":
+            self._require_training_pairs()
 
     def _pairs(self, trials: np.ndarray, shuffle: bool, offset: int) -> PairDataset:
         pairs = PairDataset(self.dataset, trials, average_repeats=self.average_repeats)
@@ -257,8 +260,20 @@ class NeuralDataModule(L.LightningDataModule):
         return ChunkShuffleSampler(first_trials // (rows[0] if rows else 1), seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of the training pairs."""
+        """Shuffled batches of the training pairs; a data set without any is an error."""
+        self._require_training_pairs()
         return self._loader(self.train_set, shuffle=True)
+
+    def _require_training_pairs(self) -> None:
+        if len(self.train_set):
+            return
+        ds = self.dataset
+        raise DatasetError(
+            f"{ds.source or 'dataset'}: field 'split' must mark trials 'train' to train "
+            f"on, found none left ({len(ds.trials('train'))} 'train' trials, "
+            f"{len(self.val_set)} of them held out for validation by "
+            f"val_fraction={self.val_fraction}; {len(ds.trials('test'))} 'test')"
+        )
 
     def val_dataloader(self) -> DataLoader:
         """Batches of the validation pairs, in order."""

@@ -127,10 +127,17 @@ def _read(path: Path, name: str, dataset: h5py.Dataset) -> np.ndarray:
     try:
         return dataset.asstr()[:].astype(object) if text else dataset[:]
     except OSError as err:
-        raise DatasetError(
-            f"{path}: field '{name}' cannot be read: the file is corrupt or truncated (its "
-            f"checksum or compression does not match what was written: {err})"
-        ) from err
+        raise unreadable(dataset, err) from err
+
+
+def unreadable(dataset: h5py.Dataset, error: OSError) -> DatasetError:
+    """The error for a field of a dataset file that h5py cannot read (`read_fields`, and the
+    lazy reads of training and evaluation): the file and field named, and why."""
+    return DatasetError(
+        f"{dataset.file.filename}: field '{dataset.name.lstrip('/')}' cannot be read: the file "
+        f"is corrupt or truncated (its checksum or compression does not match what was "
+        f"written: {error})"
+    )
 
 
 def _json_attribute(path: Path, node: h5py.HLObject, name: str, where: str = "") -> Any:

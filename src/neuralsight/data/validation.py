@@ -104,7 +104,18 @@ def _check_shapes(ds: NeuralDataset) -> None:
     src = ds.source
     _check_ndim(src, "responses", ds.responses, 3, "[n_trials, n_units, n_bins]")
     _check_ndim(src, "stimuli", ds.stimuli, 4, "[n_stimuli, channels, height, width]")
-    n_trials, _, n_bins = (int(s) for s in ds.responses.shape)
+    n_trials, n_units, n_bins = (int(s) for s in ds.responses.shape)
+    if not n_trials or not n_units or not n_bins:
+        raise DatasetError(
+            f"{_where(src)}field 'responses' must hold at least one trial, unit and time bin, "
+            f"found shape {tuple(ds.responses.shape)} "
+            f"({n_trials} trials, {n_units} units, {n_bins} bins)"
+        )
+    if 0 in ds.stimuli.shape[1:]:
+        raise DatasetError(
+            f"{_where(src)}field 'stimuli' must hold images of at least 1 x 1 pixel, "
+            f"found shape {tuple(ds.stimuli.shape)}"
+        )
     if ds.stimuli.shape[1] not in (1, 3):
         raise DatasetError(
             f"{_where(src)}field 'stimuli' must have 1 or 3 channels at axis 1, "

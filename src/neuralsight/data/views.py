@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from neuralsight.data.dataset import NeuralDataset
+from neuralsight.data.store import unreadable
 
 
 class PairDataset(Dataset):
@@ -116,5 +117,8 @@ def _read_rows(array, rows: np.ndarray) -> np.ndarray:
     unique, inverse = np.unique(rows, return_inverse=True)
     per_chunk = array.chunks[0] if array.chunks else 1
     runs = np.split(unique, np.flatnonzero(np.diff(unique // per_chunk)) + 1)
-    parts = [array[run[0] : run[-1] + 1][run - run[0]] for run in runs]
+    try:
+        parts = [array[run[0] : run[-1] + 1][run - run[0]] for run in runs]
+    except OSError as err:
+        raise unreadable(array, err) from err
     return np.ascontiguousarray(np.concatenate(parts)[inverse], dtype=np.float32)

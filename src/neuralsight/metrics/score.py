@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from neuralsight.data.dataset import NeuralDataset, open_dataset
+from neuralsight.data.store import unreadable
 from neuralsight.data.validation import DatasetError
 from neuralsight.data.views import PairDataset
 from neuralsight.metrics.colour import colourfulness
@@ -194,7 +195,10 @@ def true_stimuli(dataset: NeuralDataset, stimulus_id: np.ndarray) -> np.ndarray:
             f"{dataset.source or 'the dataset'}, found id {ids.max()}"
         )
     unique, inverse = np.unique(ids, return_inverse=True)
-    rows = np.asarray(dataset.stimuli[unique], dtype=np.float32)
+    try:
+        rows = np.asarray(dataset.stimuli[unique], dtype=np.float32)
+    except OSError as err:
+        raise unreadable(dataset.stimuli, err) from err
     return rows[inverse]
 
 

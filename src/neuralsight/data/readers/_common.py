@@ -81,6 +81,33 @@ def expect_paths(
     return [Path(p) for p in paths]
 
 
+def open_npz(path: Path, allow_pickle: bool = False) -> Any:
+    """``np.load`` of a ``.npz`` archive; anything else (empty, truncated, a ``.mat``) is a
+    `DatasetError` naming the file and what was found."""
+    try:
+        npz = np.load(require_file(path), allow_pickle=allow_pickle)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise DatasetError(
+            f"{path}: expected a NumPy .npz archive (numpy.savez), found "
+            f"{'an empty file' if path.stat().st_size == 0 else 'something else'} ({err})"
+        ) from err
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{path}: expected a NumPy .npz archive, found a single .npy array")
+    return npz
+
+
+def load_npy(path: Path, field: str) -> np.ndarray:
+    """``np.load`` of one ``.npy`` array (no pickles); an empty, truncated or foreign file is
+    a `DatasetError` naming the file and the field it should hold."""
+    try:
+        values = np.load(require_file(path), allow_pickle=False)
+    except (OSError, EOFError, ValueError) as err:
+        raise field_error(path, field, "must be a whole numeric .npy array", err) from None
+    if not isinstance(values, np.ndarray):
+        raise field_error(path, field, "must be one .npy array", "a .npz archive")
+    return values
+
+
 def require_file(path: Path) -> Path:
     """Raise `FileNotFoundError` naming ``path`` unless it is an existing file."""
     if not path.is_file():
@@ -116,15 +143,20 @@ class MatFile:
         self.path = require_file(Path(path))
         self._h5: h5py.File | None = None
         self._vars: dict[str, Any] = {}
-        if h5py.is_hdf5(self.path):
-            self._h5 = h5py.File(self.path, "r")
-            return
         try:
-            self._vars = scipy.io.loadmat(self.path, squeeze_me=False)
+            if h5py.is_hdf5(self.path):
+                self._h5 = h5py.File(self.path, "r")
+            else:
+                self._vars = scipy.io.loadmat(self.path, squeeze_me=False)
         except (ValueError, TypeError, scipy.io.matlab.MatReadError) as err:
             raise DatasetError(
                 f"{self.path}: expected a MATLAB .mat file (v5 or v7.3/HDF5), "
                 f"found a file that neither reader accepts ({err})"
+            ) from err
+        except (OSError, EOFError) as err:
+            raise DatasetError(
+                f"{self.path}: expected a whole MATLAB .mat file (v5 or v7.3/HDF5), found a "
+                f"truncated or corrupt one ({err})"
             ) from err
 
     def __enter__(self) -> MatFile:
@@ -195,7 +227,12 @@ class MatFile:
         if not isinstance(node, h5py.Dataset):
             raise field_error(self.path, name, "must be a numeric array", "a struct (HDF5 group)")
         full = tuple(index) + (slice(None),) * (len(node.shape) - len(index))
-        return np.asarray(node[full[::-1]]).T
+        try:
+            return np.asarray(node[full[::-1]]).T
+        except OSError as err:
+            raise field_error(
+                self.path, name, "must be readable", f"a truncated or corrupt block ({err})"
+            ) from err
 
     def strings(self, name: str) -> list[str]:
         """A cell array (or struct-array field) of strings, in MATLAB's linear order.

@@ -9,6 +9,8 @@ sorted order.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ from neuralsight.data.readers._common import (
     expect_paths,
     field_error,
     load_images,
+    load_npy,
     missing_field,
     nanmean_quiet,
+    open_npz,
     require_file,
     to_unit_range,
 )
@@ -72,7 +76,7 @@ def read(
     3
     """
     (path,) = expect_paths(paths, ["file.npz"], "npz")
-    with np.load(require_file(path), allow_pickle=allow_pickle) as npz:
+    with open_npz(path, allow_pickle) as npz:
         fields = {name: _load_field(npz, name, path) for name in npz.files}
     for name in ("responses", "stimuli"):
         if name not in fields:
@@ -106,6 +110,10 @@ def _load_field(npz: Any, name: str, path: Path) -> np.ndarray:
         raise field_error(
             path, name, "must be a plain array (pass allow_pickle=True for pickled objects)", err
         ) from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise field_error(
+            path, name, "must be readable", f"a truncated or corrupt entry ({err})"
+        ) from err
 
 
 def _responses(values: np.ndarray, path: Path) -> np.ndarray:
@@ -293,10 +301,7 @@ def _npy_images_meta(
 
 
 def _response_matrix(path: Path) -> np.ndarray:
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise field_error(path, "responses", "must be a numeric .npy array", err) from None
+    matrix = load_npy(path, "responses")
     if matrix.ndim not in (2, 3) or matrix.dtype.kind not in "buif":
         raise field_error(
             path,

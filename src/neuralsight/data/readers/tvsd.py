@@ -73,9 +73,12 @@ from neuralsight.data.readers._common import (
     expect_paths,
     field_error,
     load_images,
+    load_npy,
     missing_field,
     nanmean_quiet,
+    open_npz,
     progress,
+    require_file,
 )
 
 N_ELECTRODES = 1024
@@ -146,6 +149,7 @@ def read(
         Show progress bars.
     """
     (normmua_path,) = expect_paths(paths, ["THINGS_normMUA.mat"], "tvsd")
+    require_file(normmua_path)
     monkey = _monkey(monkey)
     things_root = _checked_things_root(things_root, trials_path, zscore_per_day)
     imgs_path = Path(imgs_path) if imgs_path is not None else _default_imgs_path(normmua_path)
@@ -399,7 +403,7 @@ def _normalised_trials(
     responses = np.concatenate([train, test]).astype(np.float32)
     stimulus_id = np.concatenate([np.arange(n_train), n_train + test_id])
     split = np.array(["train"] * n_train + ["test"] * len(test_id))
-    finite = np.isfinite(responses).all(axis=1)
+    finite = _finite_trials(responses, path, "train_MUA / test_MUA")
     return {
         "responses": responses[finite],
         "stimulus_id": stimulus_id[finite],
@@ -409,6 +413,19 @@ def _normalised_trials(
         "dropped_trials": int((~finite).sum()),
         "response_units": "normalised MUA (per electrode and day), averaged in the area window",
     }
+
+
+def _finite_trials(responses: np.ndarray, path: Path, field: str) -> np.ndarray:
+    """The trials whose responses are all finite (the rest are dropped); none is an error."""
+    finite = np.isfinite(responses.reshape(len(responses), -1)).all(axis=1)
+    if not finite.any():
+        raise field_error(
+            path,
+            field,
+            "must hold finite responses of the kept electrodes in some trial",
+            f"NaN or infinite values in all {len(responses)} trials",
+        )
+    return finite
 
 
 def _check_shape(mat: MatFile, field: str, expected: tuple[int, ...], layout: str) -> None:
@@ -446,7 +463,7 @@ def _time_resolved_trials(
     days = allmat[rows, ALLMAT_COLUMNS.index("day")]
     if timing.zscore_per_day:
         zscore_within_days(responses, days)
-    finite = np.isfinite(responses).all(axis=(1, 2))
+    finite = _finite_trials(responses, path, "ALLMUA")
     normalisation = "z-scored per electrode within each day" if timing.zscore_per_day else "raw"
     return {
         "responses": responses[finite],
@@ -574,14 +591,14 @@ def read_receptive_fields(path: Path) -> dict[str, np.ndarray]:
     ``x``, ``y`` and optionally ``sigma`` with 1024 values each.
     """
     if path.suffix == ".npy":
-        table = np.load(path, allow_pickle=False)
+        table = load_npy(path, "rf")
         if table.ndim != 2 or table.shape[0] != N_ELECTRODES or table.shape[1] not in (2, 3):
             raise field_error(
                 path, "rf", f"must be [{N_ELECTRODES}, 2 or 3] (x, y[, sigma])", table.shape
             )
         columns = dict(zip(("x", "y", "sigma"), table.T, strict=False))
     elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
+        with open_npz(path) as npz:
             columns = {name: npz[name] for name in ("x", "y", "sigma") if name in npz.files}
     else:
         with MatFile(path) as mat:

@@ -108,6 +108,10 @@ def _clean_areas(values: np.ndarray) -> np.ndarray:
 
 def unit_mask(units: pd.DataFrame, filters: dict[str, Any] | None, path: Path) -> np.ndarray:
     """Rows of ``units`` passing every condition of ``filters`` (see `read`)."""
+    if not len(units):
+        raise DatasetError(
+            f"{path}: field 'units' must hold at least one unit, found an empty units table"
+        )
     keep = np.ones(len(units), dtype=bool)
     for column, condition in (filters or {}).items():
         if column not in units.columns:
