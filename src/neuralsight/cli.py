@@ -11,7 +11,8 @@
 - ``neuralsight convert FORMAT PATH...``: an external recording to a dataset file.
 - ``neuralsight demo``: the main job, end to end on embedded data.
 - ``neuralsight stream``: a video encoded to spikes and decoded frame by frame, timed, to MP4.
-- ``neuralsight report RUN_DIR``: one self-contained HTML page for a run folder.
+- ``neuralsight report RUN_DIR [RUN_DIR ...]``: one self-contained HTML page for a run
+  folder, or one page comparing several.
 - ``neuralsight analyze occlusion | fields | single-area | ablation``: analyses of trained
   decoders (`neuralsight.analysis`), each writing figures, tables and a report into ``--out``;
   ``single-area`` and ``ablation`` train, from any decoder's YAML config (``--config``;
@@ -393,16 +394,27 @@ def _run_stream(args) -> int:
 
 
 def _add_report(commands) -> None:
-    p = commands.add_parser("report", help="write a self-contained HTML report of a run folder")
-    p.add_argument("run_dir", help="run folder (metrics.json, run.json, PNGs, checkpoints/logs)")
-    p.add_argument("--out", default=None, help="HTML file (default RUN_DIR/report.html)")
+    p = commands.add_parser(
+        "report", help="write a self-contained HTML report of a run folder, or compare runs"
+    )
+    p.add_argument("run_dir", nargs="+", help="run folder(s) (metrics.json, run.json, PNGs, logs)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="HTML file (default RUN_DIR/report.html; with several runs compare.html)",
+    )
     p.set_defaults(run=_run_report)
 
 
 def _run_report(args) -> int:
+    if len(args.run_dir) > 1:
+        from neuralsight.analysis.compare import compare_runs
+
+        print(compare_runs(args.run_dir, args.out or "compare.html"))
+        return 0
     from neuralsight.viz.report import write_report
 
-    print(write_report(args.run_dir, out=args.out))
+    print(write_report(args.run_dir[0], out=args.out))
     return 0
 
 

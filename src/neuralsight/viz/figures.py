@@ -69,13 +69,34 @@ def metric_bars(
     metrics: dict[str, dict[str, float]],
     path: str | Path,
     keys: tuple[str, ...] = ("ssim", "pixcorr"),
+    controls: tuple[str, ...] = ("shuffled", "mean_image"),
 ) -> Path:
-    """Bar chart of ``metrics[model][key]`` for each key, models side by side."""
-    models = list(metrics)
+    """Bars of ``metrics[model][key]`` for the decoders, the ``controls`` as dashed lines.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> rows = {"ridge": {"ssim": 0.4}, "sid": {"ssim": 0.5}, "shuffled": {"ssim": 0.1}}
+    >>> metric_bars(rows, os.path.join(tempfile.mkdtemp(), "bars.png"), keys=("ssim",)).exists()
+    True
+    """
+    models = [m for m in metrics if m not in controls]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         values = [metrics[m].get(key, np.nan) for m in models]
         ax.bar(range(len(models)), values, color=plt.cm.tab10(np.arange(len(models)) % 10))
+        for index, control in enumerate(c for c in controls if c in metrics):
+            level = metrics[control].get(key, np.nan)
+            ax.axhline(level, color="0.35", linestyle=("--", ":")[index % 2], linewidth=1)
+            ax.annotate(
+                control,
+                (1.0, level),
+                xycoords=("axes fraction", "data"),
+                fontsize=7,
+                ha="right",
+                va="bottom",
+                color="0.3",
+            )
         ax.set_xticks(range(len(models)), models, rotation=35, ha="right", fontsize=8)
         ax.set_title(key)
     fig.tight_layout()
