@@ -110,7 +110,10 @@ def test_report_puts_the_answer_first_and_the_details_collapsed(tmp_path):
     ("metrics", "expected"),
     [
         ({"ridge": {"mse": 0.0003844}, "sid": {"mse": 0.001938}}, ["0.000384", "0.00194"]),
-        ({"ridge": {"ssim": 0.44049}, "sid": {"ssim": 0.5}}, ["0.44", "<td class='best'>0.5 <span"]),
+        (
+            {"ridge": {"ssim": 0.44049}, "sid": {"ssim": 0.5}},
+            ["0.44", "<td class='best'>0.5 <span"],
+        ),
         ({"ridge": {"mse": 0.02}, "sid": {"mse": 0.01}}, ["<td class='best'>0.01 <span", "better"]),
     ],
 )
