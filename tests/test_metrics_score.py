@@ -12,6 +12,7 @@ from neuralsight.metrics import (
     save_reconstructions,
     score_decoder,
     score_encoder,
+    shuffled_pairing,
     write_metrics_json,
 )
 
@@ -73,6 +74,30 @@ def test_the_mean_image_control_is_scored_on_the_same_targets():
     assert control["image"]["mse"] == pytest.approx(0.25)
     assert control["image"]["psnr"] == pytest.approx(10 * math.log10(4))
     assert scores.image["mse"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [np.arange(2), np.arange(50), np.repeat(np.arange(10), 3), np.array([7, 7, 3, 9, 3, 7])],
+)
+def test_shuffled_pairing_never_pairs_a_stimulus_with_its_own_reconstruction(ids):
+    rows = shuffled_pairing(ids, seed=3)
+    assert rows.shape == ids.shape and np.all(ids[rows] != ids)
+    assert np.array_equal(rows, shuffled_pairing(ids, seed=3))
+
+
+def test_shuffled_pairing_scores_at_chance_and_needs_two_stimuli():
+    ds = _coded(n_stimuli=40, repeats=1, n_test=30)
+    perfect = score_decoder(Oracle(ds), ds, features="pixels")
+    test_ids = np.arange(10, 40)
+    images = ds.stimuli[test_ids]
+    shuffled = score_decoder(
+        images[shuffled_pairing(test_ids)], ds, stimulus_id=test_ids, features="pixels"
+    )
+    assert perfect.features["twoway_pixel"] == 1.0
+    assert shuffled.features["twoway_pixel"] < 0.7 and shuffled.image["mse"] > 0.1
+    with pytest.raises(ValueError, match="2 or more distinct stimuli, found 1"):
+        shuffled_pairing([4, 4])
 
 
 def test_pixel_two_way_identification_needs_no_network():

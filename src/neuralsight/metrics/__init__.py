@@ -57,6 +57,7 @@ from neuralsight.metrics.score import (
     mean_image,
     score_decoder,
     score_encoder,
+    shuffled_pairing,
     true_stimuli,
 )
 
@@ -92,6 +93,7 @@ __all__ = [
     "save_response_predictions",
     "score_decoder",
     "score_encoder",
+    "shuffled_pairing",
     "split_half_reliability",
     "ssim_per_image",
     "true_stimuli",
