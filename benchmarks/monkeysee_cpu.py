@@ -50,7 +50,7 @@ A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that tak
    occluded).
 
 It prints one JSON document ``{"machine", "settings", "results"}``; ``--out DIR`` also keeps
-checkpoints and the occlusion figures and report; ``--accelerator gpu`` trains the MonkeySee
+checkpoints, the reconstruction grid of every model and the occlusion figures and report; ``--accelerator gpu`` trains the MonkeySee
 models on a CUDA device, for the check at the configs' 96 x 96 with the paper's losses and
 ImageNet weights. Run it with
 ``nice -n 10 python benchmarks/monkeysee_cpu.py --threads 2 > benchmarks/results/monkeysee_cpu.json``.
@@ -84,6 +84,7 @@ from neuralsight.models.decoders import RidgeDecoder
 from neuralsight.pretrained import first_available
 from neuralsight.simulate.cortex import simulate_cortex
 from neuralsight.train import fit
+from neuralsight.viz.figures import reconstruction_grid
 
 MAPPINGS = ("spatial", "end_to_end", "dense")
 SOURCES = ("natural", "deadleaves", "folder")
@@ -247,6 +248,7 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
     }
 
     models = {}
+    grid_rows: dict[str, Any] = {}
     for name in args.models:
         _log(f"training {name}")
         tick = time.perf_counter()
@@ -257,11 +259,17 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
                 dataset, training(args, name, vgg_weights), out, name=name, progress=False
             )
         seconds = time.perf_counter() - tick
-        scores = score_decoder(model, dataset, features=extractor).row()
+        record = score_decoder(model, dataset, features=extractor)
+        scores = record.row()
         results["models"][name] = scores | {"train_seconds": round(seconds, 1)}
         models[name] = model
+        grid_rows.setdefault("stimulus", record.targets)
+        grid_rows[name] = record.reconstructions
         _log(f"{name}: {json.dumps({k: round(v, 4) for k, v in scores.items()})}")
 
+    reconstruction_grid(
+        grid_rows, out / "reconstructions.png", title="held-out test images (repeats averaged)"
+    )
     results["model_checks_failed_metrics"] = model_checks(results["models"])
     if "end_to_end" in models:
         start = build_model(dataset, training(args, "end_to_end", vgg_weights))

@@ -152,13 +152,14 @@ def test_monkeysee_painting_reads_out_raw_and_painted_responses():
     assert doc["machine"]["total_seconds"] > 0
 
 
-def test_monkeysee_cpu_scores_every_model_and_lists_the_failed_checks():
+def test_monkeysee_cpu_scores_every_model_and_lists_the_failed_checks(tmp_path):
     doc = _run_json(
         "monkeysee_cpu.py",
         *("--source", "deadleaves", "--n-train", "64", "--n-test", "4", "--repeats-test", "2"),
         *("--electrodes", "4", "--epochs", "1", "--base-channels", "4", "--feature-size", "64"),
-        *("--threads", "1"),
+        *("--threads", "1", "--out", str(tmp_path)),
     )
+    assert (tmp_path / "reconstructions.png").is_file()
     assert doc["settings"]["source"] == "deadleaves"
     results = doc["results"]
     assert set(results["models"]) == {"spatial", "end_to_end", "dense", "ridge"}
