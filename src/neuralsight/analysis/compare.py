@@ -11,7 +11,6 @@ It backs ``neuralsight report RUN_DIR RUN_DIR ... --out compare.html``.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,18 +22,20 @@ from neuralsight.data.dataset import NeuralDataset
 from neuralsight.metrics.results import load_reconstructions
 from neuralsight.metrics.score import true_stimuli
 from neuralsight.viz.figures import reconstruction_grid
-from neuralsight.viz.report import answer_sentence, write_comparison
+from neuralsight.viz.report import (
+    answer_sentence,
+    is_own_regular_file,
+    read_json,
+    write_comparison,
+)
 
 GRID_COLUMNS = 8
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file() or path.is_symlink():
+def _read_object(path: Path, run_dir: Path, what: str) -> dict[str, Any]:
+    if not is_own_regular_file(path, run_dir):
         raise FileNotFoundError(f"{path}: expected the run's {what} (a regular file)")
-    try:
-        value = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: is not valid JSON ({error})") from error
+    value = read_json(path)
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(value).__name__}")
     return value
@@ -49,7 +50,7 @@ def _labels(run_dirs: Sequence[Path]) -> list[str]:
 def _reconstructions(run_dir: Path, label: str) -> dict[str, tuple]:
     found = {}
     for path in sorted(run_dir.glob("reconstructions_*.npz")):
-        if path.is_file() and not path.is_symlink():
+        if is_own_regular_file(path, run_dir):
             images, ids, meta = load_reconstructions(path)
             found[f"{label}/{path.stem.removeprefix('reconstructions_')}"] = (images, ids, meta)
     return found
@@ -112,10 +113,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     entries: dict[str, tuple] = {}
     truth_file = None
     for folder, label in zip(folders, _labels(folders), strict=True):
-        for model, values in _read_json(folder / "metrics.json", "metrics").items():
+        for model, values in _read_object(folder / "metrics.json", folder, "metrics").items():
             metrics[f"{label}/{model}"] = values
         run_json = folder / "run.json"
-        run = _read_json(run_json, "settings") if run_json.exists() else {}
+        run = _read_object(run_json, folder, "settings") if run_json.exists() else {}
         sentences[label] = answer_sentence(run.get("dataset"), run)
         found = _reconstructions(folder, label)
         if found and truth_file is None and not entries:

@@ -85,7 +85,17 @@ def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``; invalid JSON is a `ValueError` naming the file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "run.json"
+    >>> _ = path.write_text('{"seed": 0}')
+    >>> read_json(path)
+    {'seed': 0}
+    """
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -353,7 +363,7 @@ def _collapsed(title: str, body: str) -> str:
     return f"<details><summary><h2>{_esc(title)}</h2></summary>{body}</details>"
 
 
-def _is_own_regular_file(path: Path, run_dir: Path) -> bool:
+def is_own_regular_file(path: Path, run_dir: Path) -> bool:
     """A regular file that is really inside ``run_dir``: no symbolic link on the way to it."""
     return (
         path.is_file()
@@ -367,7 +377,7 @@ def _visible_files(run_dir: Path, out: Path) -> list[Path]:
     return sorted(
         p
         for p in run_dir.rglob("*")
-        if _is_own_regular_file(p, run_dir)
+        if is_own_regular_file(p, run_dir)
         and p.resolve() != out.resolve()
         and not any(part.startswith(".") for part in p.relative_to(run_dir).parts)
     )
@@ -438,9 +448,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> str:
         raise FileNotFoundError(f"{run_dir}: run folder does not exist")
     out = Path(out) if out is not None else run_dir / REPORT_NAME
     files = _visible_files(run_dir, out)
-    run = _read_json(run_dir / "run.json") if run_dir / "run.json" in files else {}
+    run = read_json(run_dir / "run.json") if run_dir / "run.json" in files else {}
     run = run if isinstance(run, dict) else {}
-    metrics = _read_json(run_dir / "metrics.json") if run_dir / "metrics.json" in files else {}
+    metrics = read_json(run_dir / "metrics.json") if run_dir / "metrics.json" in files else {}
     configs = [p for p in files if p.suffix in (".yaml", ".yml")]
     images = [p for p in files if p.suffix.lower() in IMAGE_TYPES]
     grids = [p for p in images if p.name.startswith("reconstruction")]
