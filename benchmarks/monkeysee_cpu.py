@@ -11,12 +11,16 @@ A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that tak
    V1/V4/IT Utah arrays (`neuralsight.simulate.cortex`, 7 + 4 + 4 arrays of
    ``--electrodes`` electrodes, placed as in the TVSD monkeys, V1 and V4 in the lower
    visual field near the fovea, or with ``--layout spread`` spread over the image) in
-   ``mode="window"`` (one per-area window mean per electrode: V1 25-125, V4 50-150, IT
-   75-175 ms), ``--n-train`` training images shown once and ``--n-test`` test images shown
-   ``--repeats-test`` times (averaged).
-2. **Models.** `MonkeySee` with ``mapping`` ``spatial`` (fixed inverse retinotopic map,
-   each electrode on the pixel nearest its RF centre, one channel per array),
-   ``end_to_end`` (learned Gaussian RF per electrode, initialised from the true ones) and
+   ``--mode window`` (one per-area window mean per electrode: V1 25-125, V4 50-150, IT
+   75-175 ms) or ``--mode timecourse`` (``--bin-ms`` 3 ms bins centred on 0 to 201 ms,
+   what the spatiotemporal model and occlusion by time window need; ridge is refused
+   there, its ``X'X`` of units x bins inputs does not fit in memory), ``--n-train``
+   training images shown once and ``--n-test`` test images shown ``--repeats-test``
+   times (averaged).
+2. **Models** (``--models``). `MonkeySee` with ``mapping`` ``spatial`` (fixed inverse
+   retinotopic map, each electrode on the pixel nearest its RF centre, one channel per
+   array), ``spatiotemporal`` (the same, one channel per area and 27 ms window, five
+   windows per area), ``end_to_end`` (learned Gaussian RF per electrode, initialised from the true ones) and
    ``dense`` (the paper's baseline without RF mapping), each trained for ``--epochs``
    epochs in batches of ``--batch-size`` (32; the reference's 8 is slow on a CPU) with Adam
    (beta1 0.5) at ``--lr`` 1e-3 rather than the paper's 2e-4 (it learns faster in a short
@@ -37,20 +41,27 @@ A small, complete run of the MonkeySee checks (Le et al., NeurIPS 2024) that tak
    ``conv1``..``conv5`` correlations and two-way identification (``conv2``, ``conv5``,
    pixels), colourfulness (`neuralsight.metrics.score_decoder`; AlexNet
    weights recorded as ``alexnet_weights``). ``model_checks_failed_metrics`` lists, for
-   spatial and end-to-end against dense and ridge, the checked metrics (SSIM, PixCorr,
+   the painting models against dense and ridge, the checked metrics (SSIM, PixCorr,
    conv1-conv5 r) where the model does not win (empty: the issue's check holds).
 4. **Learned fields.** Median distance between the end-to-end model's learned RF centres
    and the true ones, in true RF SDs, overall and per area
    (`neuralsight.analysis.fields`), after training and at its start (``--field-init``:
-   ``true`` starts from the true fields, ``random`` from random ones); ``coverage``: the
-   fraction of the image within 2 RF SDs of an electrode of each area (`field_coverage`).
-5. **Occlusion** of the spatial model by area (`neuralsight.analysis.occlusion`, pixel
-   metrics), with ``--fill mean`` (each unit's training mean, as the reference code's
-   zeroed z-scored inputs). ``drops`` are intact minus occluded (positive: worse when
-   occluded).
+   ``true`` starts from the true fields, ``random`` from random ones), and the learned-RF
+   map (``--out``/fields); ``coverage``: the fraction of the image within 2 RF SDs of an
+   electrode of each area (`field_coverage`).
+5. **Occlusion** of the spatial and spatiotemporal models by area and, with time bins, by
+   50 ms window (`neuralsight.analysis.occlusion`, pixel metrics), with ``--fill mean``
+   (each unit's training mean, as the reference code's zeroed z-scored inputs). ``drops``
+   are intact minus occluded (positive: worse when occluded).
+6. **Single-area models** (``--single-area V1 V4 IT``): one ``--single-area-model`` per
+   area trained on that area's units alone (`neuralsight.analysis.single_area`), with
+   their colourfulness and AlexNet conv1-conv5 correlations, whether colourfulness falls
+   from V1 to V4 to IT and which area is best at each layer (the paper: V1 most colourful
+   and closest at early layers, IT at late ones).
 
 It prints one JSON document ``{"machine", "settings", "results"}``; ``--out DIR`` also keeps
-checkpoints, the reconstruction grid of every model and the occlusion figures and report; ``--accelerator gpu`` trains the MonkeySee
+checkpoints, the reconstruction grid of every model, and each analysis's figures and
+report (occlusion, learned fields, single-area models) in a folder of its own; ``--accelerator gpu`` trains the MonkeySee
 models on a CUDA device, for the check at the configs' 96 x 96 with the paper's losses and
 ImageNet weights. Run it with
 ``nice -n 10 python benchmarks/monkeysee_cpu.py --threads 2 > benchmarks/results/monkeysee_cpu.json``.
@@ -59,6 +70,7 @@ ImageNet weights. Run it with
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -73,8 +85,9 @@ import torch
 
 from machine import describe_run, print_document
 from neuralsight.analysis.conditions import feature_extractor, write_conditions
-from neuralsight.analysis.fields import field_coverage, field_summary, model_fields
+from neuralsight.analysis.fields import field_coverage, field_summary, model_fields, run_fields
 from neuralsight.analysis.occlusion import evaluate_occlusion
+from neuralsight.analysis.single_area import run_single_area
 from neuralsight.analysis.training import MONKEYSEE_CLASS
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.sources import make_stimuli
@@ -86,18 +99,16 @@ from neuralsight.simulate.cortex import simulate_cortex
 from neuralsight.train import fit
 from neuralsight.viz.figures import reconstruction_grid
 
-MAPPINGS = ("spatial", "end_to_end", "dense")
+MAPPINGS = ("spatial", "spatiotemporal", "end_to_end", "dense")
+DEFAULT_MODELS = ("spatial", "end_to_end", "dense", "ridge")
+PAINTING_MODELS = ("spatial", "spatiotemporal", "end_to_end")
+TIMECOURSE_MS = (0.0, 201.0)
+"""Span of the time bins' centres in ``--mode timecourse``: four 50 ms windows from onset."""
+AREAS = ("V1", "V4", "IT")
 SOURCES = ("natural", "deadleaves", "folder")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
-CHECKED_METRICS = (
-    "ssim",
-    "pixcorr",
-    "corr_conv1",
-    "corr_conv2",
-    "corr_conv3",
-    "corr_conv4",
-    "corr_conv5",
-)
+LAYER_METRICS = tuple(f"corr_conv{i}" for i in range(1, 6))
+CHECKED_METRICS = ("ssim", "pixcorr", *LAYER_METRICS)
 EPOCHS = 8
 DROPOUT = 0.0
 ADVERSARIAL_WEIGHT = 0.0
@@ -107,8 +118,16 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def time_axis(args: argparse.Namespace) -> dict[str, Any]:
+    """Simulator options of ``--mode``: one window per area, or ``--bin-ms`` bins 0-201 ms."""
+    if args.mode == "window":
+        return {"mode": "window"}
+    start, stop = TIMECOURSE_MS
+    return {"mode": "timecourse", "t_start_ms": start, "t_stop_ms": stop, "bin_ms": args.bin_ms}
+
+
 def make_dataset(args: argparse.Namespace) -> NeuralDataset:
-    """Colour images of ``--source`` through the simulated cortex, in window mode, in memory."""
+    """Colour images of ``--source`` through the simulated cortex, in memory."""
     draw = {"size": args.size, "channels": 3, "seed": args.seed, "root": args.root}
     train = make_stimuli(args.source, args.n_train, **draw)
     test = make_stimuli(args.source, args.n_test, split="test", **draw)
@@ -119,8 +138,8 @@ def make_dataset(args: argparse.Namespace) -> NeuralDataset:
         seed=args.seed,
         electrodes_per_array=args.electrodes,
         layout=args.layout,
-        mode="window",
         progress=False,
+        **time_axis(args),
     )
 
 
@@ -180,7 +199,7 @@ def train_ridge(dataset: NeuralDataset, seed: int) -> RidgeDecoder:
 
 
 def model_checks(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """The issue's check: spatial and end-to-end above dense and ridge on every checked metric.
+    """The issue's check: the painting models above dense and ridge on every checked metric.
 
     For each (model, rival) pair present, the metrics of `CHECKED_METRICS` where the model
     does not beat its rival (an empty list: the check holds).
@@ -189,7 +208,7 @@ def model_checks(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
         f"{model} > {rival}": [
             k for k in CHECKED_METRICS if not scores[model][k] > scores[rival][k]
         ]
-        for model in ("spatial", "end_to_end")
+        for model in PAINTING_MODELS
         for rival in ("dense", "ridge")
         if model in scores and rival in scores
     }
@@ -204,8 +223,13 @@ def fields_summary(model, dataset: NeuralDataset) -> dict[str, Any]:
     }
 
 
-def occlusion_summary(table) -> dict[str, Any]:
-    """Pixel metrics per condition and their drops (intact minus occluded) for each area."""
+def occlusion_summary(table, by: str) -> dict[str, Any]:
+    """Pixel metrics per condition and their drops (intact minus occluded).
+
+    By area, ``v1_drop_exceeds_it_drop`` says whether silencing V1 costs more than silencing
+    IT on every pixel metric; by window, ``best_window`` is the window that alone keeps the
+    highest SSIM.
+    """
     metrics = {name: {m: float(row[m]) for m in PIXEL_METRICS} for name, row in table.iterrows()}
     intact = metrics["intact"]
     drops = {
@@ -217,11 +241,76 @@ def occlusion_summary(table) -> dict[str, Any]:
         for name, values in metrics.items()
         if name != "intact"
     }
+    if by == "window":
+        best = min(drops, key=lambda name: drops[name]["ssim"])
+        return {"metrics": metrics, "drops": drops, "best_window": best}
     v1, it = drops.get("without V1"), drops.get("without IT")
     check = None
     if v1 is not None and it is not None:
         check = all(v1[k] > it[k] for k in ("ssim", "pixcorr", "mse_increase"))
     return {"metrics": metrics, "drops": drops, "v1_drop_exceeds_it_drop": check}
+
+
+def occlusion_results(
+    models: dict[str, Any], dataset: NeuralDataset, fill: str, out: Path
+) -> dict[str, Any]:
+    """Occlude the spatial and spatiotemporal models by area and, with time bins, by window.
+
+    Each (model, kind) writes its figures and report to ``out/occlusion_<model>[_window]``,
+    the key of its summary in the results.
+    """
+    kinds = ("area", "window") if dataset.n_bins > 1 else ("area",)
+    results = {}
+    for name in ("spatial", "spatiotemporal"):
+        for by in kinds if name in models else ():
+            _log(f"occluding the {name} model by {by}")
+            occlusion = evaluate_occlusion(models[name], dataset, by=by, fill=fill)
+            occlusion.meta |= {"model": name, "by": by}
+            key = f"occlusion_{name}" + ("_window" if by == "window" else "")
+            write_conditions(occlusion, out / key, f"{name} model: occlusion by {by} ({fill})")
+            results[key] = occlusion_summary(occlusion.table, by)
+    return results
+
+
+def single_area_results(
+    dataset: NeuralDataset, args: argparse.Namespace, vgg_weights: str, out: Path
+) -> dict[str, Any]:
+    """One ``--single-area-model`` per area of ``--single-area``, scored side by side.
+
+    Per area: the pixel and AlexNet layer scores, colourfulness and unit count; then the
+    paper's two claims: colourfulness falls from V1 to V4 to IT, and each AlexNet layer's
+    best area (V1 at conv1, IT at conv5 in the paper).
+    """
+    settings = training(args, args.single_area_model, vgg_weights)
+    folder = out / "single_area"
+    run_single_area(
+        dataset,
+        settings,
+        folder,
+        areas=args.single_area,
+        weights=args.alexnet_weights,
+        feature_size=args.feature_size,
+        progress=False,
+    )
+    table = json.loads((folder / "metrics.json").read_text())
+    kept = ("n_units", "ssim", "pixcorr", "colourfulness", *LAYER_METRICS)
+    areas = {area: {k: table[area][k] for k in kept if k in table[area]} for area in table}
+    for scores in areas.values():
+        scores["n_units"] = int(scores["n_units"])
+    colour = [areas[a]["colourfulness"] for a in AREAS if a in areas]
+    best = {
+        metric: max(areas, key=lambda a, m=metric: areas[a].get(m, float("-inf")))
+        for metric in LAYER_METRICS
+        if all(metric in scores for scores in areas.values())
+    }
+    return {
+        "model": args.single_area_model,
+        "areas": areas,
+        "colourfulness_falls_v1_v4_it": (
+            all(a > b for a, b in itertools.pairwise(colour)) if len(colour) == 3 else None
+        ),
+        "best_area_per_layer": best,
+    }
 
 
 def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
@@ -267,22 +356,20 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
         grid_rows[name] = record.reconstructions
         _log(f"{name}: {json.dumps({k: round(v, 4) for k, v in scores.items()})}")
 
-    reconstruction_grid(
-        grid_rows, out / "reconstructions.png", title="held-out test images (repeats averaged)"
-    )
+    if grid_rows:
+        reconstruction_grid(
+            grid_rows, out / "reconstructions.png", title="held-out test images (repeats averaged)"
+        )
     results["model_checks_failed_metrics"] = model_checks(results["models"])
     if "end_to_end" in models:
         start = build_model(dataset, training(args, "end_to_end", vgg_weights))
         results["learned_fields"] = fields_summary(models["end_to_end"], dataset)
         results["fields_at_start"] = fields_summary(start, dataset)
-    if "spatial" in models:
-        _log("occluding the spatial model")
-        occlusion = evaluate_occlusion(models["spatial"], dataset, by="area", fill=args.fill)
-        occlusion.meta |= {"model": "spatial", "by": "area"}
-        title = f"spatial model: occlusion by area ({args.fill})"
-        write_conditions(occlusion, out / "occlusion", title)
-        results["occlusion_spatial"] = occlusion_summary(occlusion.table)
-
+        run_fields(out / "checkpoints" / "end_to_end.ckpt", dataset, out / "fields")
+    results |= occlusion_results(models, dataset, args.fill, out)
+    if args.single_area:
+        _log(f"training single-area models: {args.single_area}")
+        results["single_area"] = single_area_results(dataset, args, vgg_weights, out)
     return results
 
 
@@ -342,7 +429,24 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "--fill", choices=("mean", "baseline", "zeros"), default="mean", help="occlusion fill"
     )
     parser.add_argument(
-        "--models", nargs="+", choices=(*MAPPINGS, "ridge"), default=[*MAPPINGS, "ridge"]
+        "--mode",
+        choices=("window", "timecourse"),
+        default="window",
+        help="one window mean per area (TVSD), or --bin-ms bins 0-201 ms (spatiotemporal)",
+    )
+    parser.add_argument("--bin-ms", type=float, default=3.0, help="bin width of timecourse")
+    parser.add_argument(
+        "--models", nargs="*", choices=(*MAPPINGS, "ridge"), default=list(DEFAULT_MODELS)
+    )
+    parser.add_argument(
+        "--single-area",
+        nargs="+",
+        choices=AREAS,
+        default=None,
+        help="also train one model per area on that area's units alone",
+    )
+    parser.add_argument(
+        "--single-area-model", choices=MAPPINGS, default="spatial", help="their mapping"
     )
     parser.add_argument("--vgg-weights", default="auto", help="VGG19 weights of the loss")
     parser.add_argument("--alexnet-weights", default="auto", help="AlexNet weights of metrics")
@@ -366,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     doc: dict[str, Any] = {
         "settings": vars(args) | {"out": args.out and str(args.out)},
     }
+    if args.mode == "timecourse" and "ridge" in args.models:
+        parser.error("ridge needs --mode window: X'X of units x time bins does not fit in memory")
     if args.out is not None:
         doc["results"] = run(args, args.out, doc["settings"])
     else:

@@ -176,7 +176,42 @@ def test_monkeysee_cpu_scores_every_model_and_lists_the_failed_checks(tmp_path):
     )
     assert results["learned_fields"]["all"]["n_units"] == 15 * 4
     assert "without V1" in results["occlusion_spatial"]["drops"]
+    assert (tmp_path / "fields" / "fields.png").is_file()
     assert doc["machine"]["device"] == "cpu"
+
+
+def test_monkeysee_cpu_occludes_time_windows_and_trains_single_area_models(tmp_path):
+    doc = _run_json(
+        "monkeysee_cpu.py",
+        *("--source", "deadleaves", "--n-train", "48", "--n-test", "4", "--repeats-test", "2"),
+        *("--electrodes", "4", "--epochs", "1", "--base-channels", "4", "--feature-size", "64"),
+        *("--mode", "timecourse", "--models", "spatiotemporal", "--single-area", "V1", "IT"),
+        *("--threads", "1", "--out", str(tmp_path)),
+    )
+    results = doc["results"]
+    assert doc["settings"]["dataset"]["n_bins"] == 68
+    assert set(results["model_checks_failed_metrics"]) == set()
+    window = results["occlusion_spatiotemporal_window"]
+    assert set(window["drops"]) == {"0-50 ms", "50-100 ms", "100-150 ms", "150-200 ms"}
+    assert window["best_window"] in window["drops"]
+    single = results["single_area"]
+    assert {a: s["n_units"] for a, s in single["areas"].items()} == {"V1": 28, "IT": 16}
+    assert single["colourfulness_falls_v1_v4_it"] is None
+    assert set(single["best_area_per_layer"].values()) <= {"V1", "IT"}
+    for figure in ("colourfulness.png", "alexnet_layers.png", "report.html"):
+        assert (tmp_path / "single_area" / figure).is_file()
+    assert (tmp_path / "occlusion_spatiotemporal_window" / "report.html").is_file()
+
+
+def test_monkeysee_cpu_refuses_ridge_on_time_bins():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "monkeysee_cpu.py"), "--mode", "timecourse"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "ridge needs --mode window" in completed.stderr
 
 
 def test_deadline_reports_an_error_raised_after_it_expired_as_a_timeout(monkeypatch):
