@@ -54,6 +54,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,19 +62,24 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from scipy.stats import wilcoxon
 
 from machine import print_document
 from neuralsight.analysis.conditions import feature_extractor
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import fmri69, npz
-from neuralsight.data.sources import resize_images
+from neuralsight.data.sources import make_stimuli, resize_images
 from neuralsight.metrics import AlexNetFeatures, score_decoder
-from neuralsight.models.decoders import SID, RidgeDecoder
-from neuralsight.train import fit
+from neuralsight.models.decoders import SID, FeatureDecoder, RidgeDecoder
+from neuralsight.models.decoders.feature import load_feature_prior
+from neuralsight.train import fit, train_feature_prior
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 ROOT = SHARED / "data" / "real"
 WEIGHTS = SHARED / "weights"
+PRIOR_IMAGES = SHARED / "data" / "images" / "caltech101"
+MODELS = ("ridge", "sid", "feature")
+PAIRED_METRICS = ("ssim", "pixcorr", "twoway_pixel", "twoway_conv2", "twoway_conv5")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 LOWER_IS_BETTER = ("mse",)
 DEFAULT_SESSIONS = ("190923", "210225")
@@ -158,6 +164,77 @@ def separation_summary(doc: dict) -> dict:
     }
 
 
+def prepare_prior(args: argparse.Namespace, folder: Path) -> dict:
+    """The feature model's prior: ``--prior``, or one trained now on ``--prior-root``'s images.
+
+    Sets ``args.prior`` to the checkpoint and returns what it is (layer, weights, images,
+    seconds). The photographs are Caltech-101's training split by default: none is a
+    stimulus of any V4 session, so no test image can leak into the prior.
+    """
+    if args.prior is None:
+        _log(f"training the feature prior on {args.prior_root}")
+        start = time.perf_counter()
+        images = make_stimuli(
+            "folder",
+            args.prior_images,
+            size=args.size,
+            channels=3,
+            seed=args.seed,
+            root=args.prior_root,
+            split="train",
+        )
+        train_feature_prior(
+            images,
+            layer=args.prior_layer,
+            weights=args.weights,
+            epochs=args.prior_epochs,
+            seed=args.seed,
+            out_dir=folder,
+            progress=False,
+        )
+        args.prior = folder / "checkpoints" / "feature_prior.ckpt"
+        seconds = round(time.perf_counter() - start, 1)
+        trained = {"images": len(images), "root": str(args.prior_root), "seconds": seconds}
+    else:
+        trained = {"checkpoint": str(args.prior)}
+    hp = load_feature_prior(args.prior).hparams
+    keys = ("layer", "weights", "feature_size", "in_shape", "image_shape", "width")
+    return trained | {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items() if k in keys}
+
+
+def paired_tests(doc: dict, rival: str = "ridge") -> dict:
+    """Each model against ``rival`` over the V4 sessions: median gain, wins, Wilcoxon p.
+
+    Per metric of `PAIRED_METRICS`: the median over sessions of model minus rival on the
+    real pairing, on how many sessions the model is higher, and the two-sided Wilcoxon
+    signed-rank p-value (``None`` with fewer than two sessions).
+
+    Examples
+    --------
+    >>> doc = {f"cowley_v4_{i}": {"ridge": {"real": {"ssim": 0.1}},
+    ...                           "feature": {"real": {"ssim": 0.2 + i / 100}}} for i in range(6)}
+    >>> test = paired_tests(doc)["feature vs ridge"]["ssim"]
+    >>> test["wins"], test["p_wilcoxon"] < 0.05
+    ('6/6', True)
+    """
+    sessions = {k: v for k, v in doc.items() if k.startswith("cowley_v4_") and rival in v}
+    models = sorted({m for entries in sessions.values() for m in entries if m != rival})
+    tests: dict = {}
+    for model in models:
+        pairs = [e for e in sessions.values() if model in e]
+        for metric in PAIRED_METRICS:
+            if not pairs or metric not in pairs[0][model]["real"]:
+                continue
+            gains = np.array([e[model]["real"][metric] - e[rival]["real"][metric] for e in pairs])
+            p = float(wilcoxon(gains).pvalue) if len(gains) > 1 else None
+            tests.setdefault(f"{model} vs {rival}", {})[metric] = {
+                "median_gain": float(np.median(gains)),
+                "wins": f"{int((gains > 0).sum())}/{len(gains)}",
+                "p_wilcoxon": p,
+            }
+    return tests
+
+
 def train_and_score(
     name: str,
     ds: NeuralDataset,
@@ -170,6 +247,8 @@ def train_and_score(
     dm = NeuralDataModule(dataset=ds, batch_size=args.batch_size, control=control, seed=args.seed)
     if name == "ridge":
         model, epochs = RidgeDecoder(dm.n_inputs, dm.image_shape), 1
+    elif name == "feature":
+        model, epochs = FeatureDecoder(dm.n_inputs, dm.image_shape, prior=str(args.prior)), 1
     else:
         model = SID(dm.n_inputs, dm.image_shape)
         epochs = math.ceil(args.sid_steps / math.ceil(len(dm.train_set) / args.batch_size))
@@ -182,7 +261,7 @@ def train_and_score(
         "test_images": len(np.unique(ds.stimulus_id[ds.trials("test")])),
         "fit_seconds": time.perf_counter() - start,
     }
-    if name == "ridge":
+    if name in ("ridge", "feature"):
         setup["alpha"] = float(model.alpha)
     scores = score_decoder(model, ds, features=extractor or "pixels")
     metrics = {k: scores.image[k] for k in PIXEL_METRICS}
@@ -204,7 +283,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
         default=str(WEIGHTS),
         help="AlexNet weights for the feature metrics (load_pretrained's policy), or 'none'",
     )
-    parser.add_argument("--models", nargs="+", choices=("ridge", "sid"), default=["ridge", "sid"])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=["ridge", "sid"])
+    parser.add_argument(
+        "--prior", type=Path, default=None, help="FeaturePrior checkpoint of the feature model"
+    )
+    parser.add_argument(
+        "--prior-root", type=Path, default=PRIOR_IMAGES, help="its photographs, without --prior"
+    )
+    parser.add_argument("--prior-layer", default="conv5", help="AlexNet layer it inverts")
+    parser.add_argument("--prior-epochs", type=int, default=15)
+    parser.add_argument("--prior-images", type=int, default=6095, help="the Caltech train split")
     parser.add_argument("--sid-steps", type=int, default=200, help="SID optimizer steps")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
@@ -228,28 +316,33 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     extractor = None if args.weights == "none" else feature_extractor(args.weights)
     doc: dict = {}
-    for dataset_name, load in find_datasets(args.root, args.sessions, args.size).items():
-        _log(f"{dataset_name}: reading")
-        ds = load()
-        doc[dataset_name] = {}
-        for model_name in args.models:
-            entry: dict = {}
-            for control, key in (("none", "real"), ("shuffle", "shuffled")):
-                _log(f"{dataset_name}: {model_name} ({key})")
-                entry[key], setup = train_and_score(model_name, ds, control, args, extractor)
-                entry.setdefault("setup", {"n_units": ds.n_units, **common})
-                entry["setup"][f"{key}_fit"] = setup
-            entry["separation"] = separation(entry["real"], entry["shuffled"])
-            if dataset_name in NOTES:
-                entry["setup"]["note"] = NOTES[dataset_name]
-            doc[dataset_name][model_name] = entry
-            _log(f"{dataset_name}: {model_name} {json.dumps(entry['real'])}")
+    with tempfile.TemporaryDirectory(prefix="feature_prior_") as folder:
+        prior = prepare_prior(args, Path(folder)) if "feature" in args.models else {}
+        prior_shape = tuple(prior.get("image_shape", ()))
+        for dataset_name, load in find_datasets(args.root, args.sessions, args.size).items():
+            _log(f"{dataset_name}: reading")
+            ds = load()
+            doc[dataset_name] = {}
+            for model_name in args.models:
+                if model_name == "feature" and ds.image_shape != prior_shape:
+                    _log(f"{dataset_name}: no feature prior for images {ds.image_shape}, skipped")
+                    continue
+                entry: dict = {}
+                for control, key in (("none", "real"), ("shuffle", "shuffled")):
+                    _log(f"{dataset_name}: {model_name} ({key})")
+                    entry[key], setup = train_and_score(model_name, ds, control, args, extractor)
+                    entry.setdefault("setup", {"n_units": ds.n_units, **common})
+                    entry["setup"][f"{key}_fit"] = setup
+                entry["separation"] = separation(entry["real"], entry["shuffled"])
+                if dataset_name in NOTES:
+                    entry["setup"]["note"] = NOTES[dataset_name]
+                doc[dataset_name][model_name] = entry
+                _log(f"{dataset_name}: {model_name} {json.dumps(entry['real'])}")
     if not doc:
         _log(f"no real data sets found under {args.root}")
     weights = extractor.weights if extractor is not None else "none"
-    return print_document(
-        {"feature_weights": weights, **doc, "separation_summary": separation_summary(doc)}
-    )
+    summary = {"separation_summary": separation_summary(doc), "paired_tests": paired_tests(doc)}
+    return print_document({"feature_weights": weights, "feature_prior": prior, **doc, **summary})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ encodes a `NeuralDataset`, trains a step, and comes back from a checkpoint (save
 Trainer, loaded with ``weights_only=True`` and onto the CPU) giving the same outputs.
 """
 
+import functools
 import importlib
+import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +20,7 @@ import yaml
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models import DECODERS, ENCODERS
 from neuralsight.models.decoders import Decoder
+from neuralsight.train import train_feature_prior
 
 N_UNITS, N_BINS, IMAGE_SHAPE = 6, 2, (1, 16, 16)
 CONFIGS = sorted(Path(__file__).parents[1].glob("configs/*.yaml"))
@@ -60,6 +63,7 @@ TINY = {
         "base_channels": 4,
         "depth": 2,
     },
+    "feature_ridge": {**SIZES, "prior": None},
     "ln": {**SIZES, "n_bins": N_BINS},
     "cnn": {**SIZES, "n_bins": N_BINS, "channels": 4, "kernels": (5, 3)},
 }
@@ -81,10 +85,28 @@ def tiny_dataset(n: int = 16) -> NeuralDataset:
     )
 
 
+@functools.cache
+def tiny_prior() -> str:
+    """A `FeaturePrior` for `IMAGE_SHAPE` images (random AlexNet, one epoch), made once."""
+    images = np.random.default_rng(0).random((8, *IMAGE_SHAPE), dtype=np.float32)
+    folder = Path(tempfile.mkdtemp(prefix="tiny_prior_"))
+    train_feature_prior(
+        images,
+        weights="random",
+        feature_size=64,
+        width=4,
+        epochs=1,
+        out_dir=folder,
+        progress=False,
+    )
+    return str(folder / "checkpoints" / "feature_prior.ckpt")
+
+
 def build(kind: str, name: str) -> L.LightningModule:
     registry = DECODERS if kind == "decoder" else ENCODERS
+    arguments = TINY[name] | ({"prior": tiny_prior()} if "prior" in TINY[name] else {})
     torch.manual_seed(0)
-    return registry.get(name)(**TINY[name])
+    return registry.get(name)(**arguments)
 
 
 def outputs(kind: str, model: L.LightningModule, ds: NeuralDataset) -> np.ndarray:

@@ -4,7 +4,8 @@ Lightning announces every Trainer ("GPU available: False, used: False", a "litlo
 "`Trainer.fit` stopped: ...", "Seed set to 0") and torch / Lightning raise a few warnings
 that are not the user's to act on (a ``LeafSpec`` deprecation inside Lightning, hints about
 logging intervals and loader workers for neuralsight's own loaders, the TensorBoard notice:
-neuralsight's reports read the CSV log). `silence_third_party`
+neuralsight's reports read the CSV log; modules in eval mode when training starts: the
+frozen pretrained networks of losses and priors are so by design). `silence_third_party`
 turns those off: Lightning's loggers (``lightning.pytorch``, ``lightning.fabric``) go to
 ``WARNING`` and the known warnings of `KNOWN_WARNINGS`, matched by category and message,
 are ignored. Lightning's warnings about the user's own settings and its progress bar stay.
@@ -31,6 +32,7 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"GPU available but not used"),
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
     (UserWarning, r"Starting from v1\.9\.0, `tensorboardX` has been removed"),
+    (UserWarning, r"Found \d+ module\(s\) in eval mode at the start of training"),
 )
 """``(category, message regex)`` of the third-party warnings silenced by default."""
 

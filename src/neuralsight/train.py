@@ -5,7 +5,8 @@ which LightningCLI's ``neuralsight fit`` uses too, and third-party noise silence
 `neuralsight.quiet`); `fit` trains a model with it, for scripts and notebooks. YAML configs
 become models and Trainers through `neuralsight.lightning_cli.load_config`. Checkpoints are
 read with ``weights_only=True`` only (tensors and plain values: a crafted file cannot run
-code); `UNSAFE_CHECKPOINT` says why one was refused. `RunCheckpoint` is the checkpoint
+code); `UNSAFE_CHECKPOINT` says why one was refused. `train_feature_prior` trains the
+image prior of the feature-space decoder on unlabelled photographs (no neural data). `RunCheckpoint` is the checkpoint
 callback of ``neuralsight fit``: it keeps ``last.ckpt`` (every epoch and, for long epochs,
 every N training steps) with the random number generators' states, so a killed run resumes
 with ``--ckpt_path last`` where it stopped.
@@ -22,8 +23,16 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
 
 from neuralsight.data.datamodule import NeuralDataModule
+from neuralsight.metrics.features import ALEXNET_INPUT_SIZE
+from neuralsight.models.decoders.feature import (
+    FeaturePrior,
+    alexnet_features,
+    feature_shape,
+    image_features,
+)
 from neuralsight.quiet import silence_third_party
 
 UNSAFE_CHECKPOINT = (
@@ -211,3 +220,63 @@ def fit(
     trainer = make_trainer(max_epochs, out_dir, name, progress, **trainer_kwargs)
     trainer.fit(model, datamodule)
     return model.eval()
+
+
+def train_feature_prior(
+    images: np.ndarray,
+    layer: str = "conv5",
+    weights: str | os.PathLike | None = "auto",
+    feature_size: int = ALEXNET_INPUT_SIZE,
+    width: int = 128,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> FeaturePrior:
+    """Train the prior of `FeatureDecoder` on unlabelled ``[N, C, H, W]`` images in [0, 1].
+
+    The AlexNet ``layer`` features are computed once; ``val_fraction`` of the images
+    (seeded) are held out and scored each epoch (``val_loss``). With ``out_dir`` the
+    checkpoint is ``out_dir/checkpoints/feature_prior.ckpt`` (`neuralsight.train.make_trainer`).
+
+    Examples
+    --------
+    >>> images = np.random.default_rng(0).random((20, 3, 32, 32), dtype=np.float32)
+    >>> prior = train_feature_prior(images, weights="random", feature_size=64, width=8,
+    ...                             epochs=1, progress=False)
+    >>> prior.hparams["in_shape"]
+    (256, 3, 3)
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or len(images) < 2:
+        raise ValueError(f"images must be [N >= 2, C, H, W], found shape {tuple(images.shape)}")
+    extractor = alexnet_features(weights, layer, feature_size)
+    features = image_features(extractor, images)
+    L.seed_everything(seed, verbose=False)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, round(val_fraction * len(images))) if val_fraction > 0 else 0
+    val, train = order[:n_val], order[n_val:]
+    pixels = torch.from_numpy(images)
+    prior = FeaturePrior(
+        layer,
+        feature_shape(layer, images.shape[1:], feature_size),
+        images.shape[1:],
+        width=width,
+        scale=float(features[train].std()) or 1.0,
+        lr=lr,
+        weights=str(weights),
+        weights_provenance=extractor.weights,
+        feature_size=feature_size,
+    )
+    loader = DataLoader(
+        TensorDataset(features[train], pixels[train]), batch_size=batch_size, shuffle=True
+    )
+    val_loader = (
+        DataLoader(TensorDataset(features[val], pixels[val]), batch_size=256) if n_val else None
+    )
+    trainer = make_trainer(epochs, out_dir, "feature_prior", progress)
+    trainer.fit(prior, loader, val_loader)
+    return prior.eval()

@@ -32,15 +32,12 @@ import pandas as pd
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.files import atomic_write
 from neuralsight.metrics.colour import colourfulness_per_image
-from neuralsight.metrics.features import AlexNetFeatures
+from neuralsight.metrics.features import CONV_LAYERS, AlexNetFeatures
 from neuralsight.metrics.results import write_metrics_json
 from neuralsight.metrics.score import score_decoder
 from neuralsight.viz.analysis import colourfulness_histogram, layer_correlation_bars
 from neuralsight.viz.figures import reconstruction_grid
 from neuralsight.viz.report import write_report
-
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
-"""AlexNet layers scored by the analyses (MonkeySee's Table 1 reports the conv layers)."""
 
 STIMULI_LABEL = "stimuli"
 """Label of the true images in figures and in the colourfulness column."""

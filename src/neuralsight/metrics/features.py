@@ -52,6 +52,9 @@ ALEXNET_LAYERS: dict[str, str] = {
 }
 """Layer name -> torchvision AlexNet node whose output is read (after ReLU; fc8 = logits)."""
 
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+"""The AlexNet layers with a spatial output (MonkeySee's Table 1 reports these)."""
+
 TWOWAY_LAYERS: tuple[str, ...] = ("conv2", "conv5")
 """AlexNet layers on which two-way identification is computed by default."""
 

@@ -1,6 +1,7 @@
 """Decoders: responses -> images, each a LightningModule with the same small surface."""
 
 from neuralsight.models.decoders.base import Decoder, ResponseScaler
+from neuralsight.models.decoders.feature import FeatureDecoder, FeaturePrior
 from neuralsight.models.decoders.flig import FLIG, FeatureAutoencoder
 from neuralsight.models.decoders.monkeysee import MonkeySee
 from neuralsight.models.decoders.ridge import RidgeDecoder
@@ -12,6 +13,8 @@ __all__ = [
     "SID",
     "Decoder",
     "FeatureAutoencoder",
+    "FeatureDecoder",
+    "FeaturePrior",
     "ImprovedSID",
     "MonkeySee",
     "ResponseScaler",

@@ -187,6 +187,10 @@ class RidgeDecoder(Decoder):
         """Scaled responses -> images through the fitted linear map."""
         return self.linear(features).reshape(-1, *self.image_shape)
 
+    def targets(self, images: torch.Tensor) -> torch.Tensor:
+        """What the responses are regressed onto, ``[B, D]``: the pixels."""
+        return images.flatten(1)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """A zero-learning-rate optimizer stepped once per batch, so the Trainer counts steps.
 
@@ -201,7 +205,7 @@ class RidgeDecoder(Decoder):
     def training_step(self, batch, batch_idx: int) -> None:
         """Accumulate the batch into the closed-form solution (no gradients)."""
         responses, images = batch
-        self.solver.add(self.scaler(responses), images.flatten(1))
+        self.solver.add(self.scaler(responses), self.targets(images))
         optimizer = self.optimizers()
         assert not isinstance(optimizer, list)  # configure_optimizers returns one
         optimizer.step()
@@ -215,7 +219,7 @@ class RidgeDecoder(Decoder):
         """Score every strength on the batch."""
         if self.solver.has_data:
             responses, images = batch
-            self.solver.score(self.scaler(responses), images.flatten(1))
+            self.solver.score(self.scaler(responses), self.targets(images))
 
     def on_validation_epoch_end(self) -> None:
         """Keep the weights of the strength with the lowest validation error."""

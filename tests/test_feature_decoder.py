@@ -1,0 +1,85 @@
+"""The feature-space decoder: its prior inverts AlexNet features, its ridge reads them out."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuralsight.data import NeuralDataModule, NeuralDataset
+from neuralsight.data.sources import make_stimuli
+from neuralsight.models.decoders import FeatureDecoder
+from neuralsight.models.decoders.feature import (
+    alexnet_features,
+    feature_shape,
+    image_features,
+    load_feature_prior,
+)
+from neuralsight.train import fit, train_feature_prior
+
+SIZE, N_UNITS = 16, 40
+PRIOR = {"weights": "random", "feature_size": 64, "width": 16, "progress": False}
+
+
+def scenes(n: int, seed: int) -> np.ndarray:
+    return make_stimuli("deadleaves", n, size=SIZE, channels=1, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def prior_path(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("prior")
+    train_feature_prior(scenes(400, seed=1), epochs=8, out_dir=folder, **PRIOR)
+    return folder / "checkpoints" / "feature_prior.ckpt"
+
+
+def linear_recording(n: int = 300) -> NeuralDataset:
+    """Responses that are a noisy linear readout of the pixels, 50 of ``n`` images held out."""
+    rng = np.random.default_rng(0)
+    stimuli = scenes(n, seed=2)
+    weights = rng.normal(size=(SIZE * SIZE, N_UNITS)) / SIZE
+    responses = stimuli.reshape(n, -1) @ weights + 0.05 * rng.normal(size=(n, N_UNITS))
+    split = np.where(np.arange(n) < n - 50, "train", "test")
+    return NeuralDataset.from_arrays(responses.astype(np.float32), stimuli, split=split)
+
+
+def test_feature_shape_is_the_layer_output_at_the_input_size():
+    table = [
+        ("conv5", 224, (256, 13, 13)),
+        ("conv2", 224, (192, 27, 27)),
+        ("conv5", 64, (256, 3, 3)),
+    ]
+    for layer, size, expected in table:
+        assert feature_shape(layer, (3, 32, 32), size) == expected
+
+
+def test_prior_inverts_features_better_than_the_mean_image(prior_path):
+    prior = load_feature_prior(prior_path)
+    held_out = scenes(64, seed=3)
+    features = image_features(alexnet_features("random", "conv5", 64), held_out)
+    with torch.no_grad():
+        inverted = prior.inverter(features).numpy()
+    assert prior.hparams["weights_provenance"] == "random"
+    assert ((inverted - held_out) ** 2).mean() < 0.8 * held_out.var()
+
+
+def test_feature_decoder_beats_its_shuffle_control(prior_path):
+    ds = linear_recording()
+    errors = {}
+    for control in ("none", "shuffle"):
+        dm = NeuralDataModule(dataset=ds, batch_size=50, control=control, seed=0)
+        model = FeatureDecoder(dm.n_inputs, dm.image_shape, prior=str(prior_path))
+        fit(model, dm, max_epochs=1, progress=False, accelerator="cpu")
+        test = ds.trials("test")
+        errors[control] = float(((model.reconstruct(ds) - ds.stimuli[test]) ** 2).mean())
+    assert errors["none"] < 0.9 * errors["shuffle"]
+    assert np.isfinite(float(model.alpha))
+
+
+def test_feature_decoder_refuses_a_prior_of_other_images(prior_path):
+    with pytest.raises(ValueError, match=r"prior makes images of shape \(1, 16, 16\)"):
+        FeatureDecoder(N_UNITS, (3, 32, 32), prior=str(prior_path))
+
+
+def test_prior_refuses_too_few_images_and_unknown_layers():
+    with pytest.raises(ValueError, match="images must be"):
+        train_feature_prior(np.zeros((1, 1, 16, 16), np.float32), **PRIOR)
+    with pytest.raises(ValueError, match="layer must be one of"):
+        train_feature_prior(scenes(4, seed=0), layer="fc7", **PRIOR)
