@@ -13,6 +13,7 @@ from neuralsight.models.decoders.feature import (
     image_features,
     load_feature_prior,
 )
+from neuralsight.models.decoders.ridge import RidgeSolver
 from neuralsight.train import fit, train_feature_prior
 
 SIZE, N_UNITS = 16, 40
@@ -83,3 +84,19 @@ def test_prior_refuses_too_few_images_and_unknown_layers():
         train_feature_prior(np.zeros((1, 1, 16, 16), np.float32), **PRIOR)
     with pytest.raises(ValueError, match="layer must be one of"):
         train_feature_prior(scenes(4, seed=0), layer="fc7", **PRIOR)
+
+
+def test_matched_variance_gives_predictions_the_targets_variance():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(500, 5)))
+    y = torch.cat([x @ torch.from_numpy(rng.normal(size=(5, 3))), torch.ones(500, 1).double()], 1)
+    y[:, :3] += torch.from_numpy(rng.normal(size=(500, 3)))
+    solver = RidgeSolver([1e3])
+    solver.add(x, y)
+    solver.solve()
+    shrunk, _ = solver.weights(1e3)
+    matched, bias = solver.weights(1e3, match_variance=True)
+    variance = y[:, :3].var(0)
+    assert bool(((x @ shrunk)[:, :3].var(0) < 0.9 * variance).all())
+    assert torch.allclose((x @ matched)[:, :3].var(0), variance)
+    assert torch.allclose(x @ matched[:, 3] + bias[3], torch.ones(500, dtype=torch.float64))

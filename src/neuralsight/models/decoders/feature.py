@@ -13,8 +13,9 @@ ridge to pixels reaches 0.69). This decoder splits the job in two:
    image array.
 2. **The decoder** (`FeatureDecoder`): ridge regression from the scaled responses to the
    ``layer`` features of the stimuli (`RidgeSolver`, one closed-form epoch, the strength
-   with the lowest feature MSE on the validation split), then the prior's generator on
-   the predicted features.
+   with the lowest feature MSE on the validation split), each predicted feature rescaled
+   to the variance of the true one over the training images (``match_variance``), then
+   the prior's generator on the predicted features.
 
 This is the "feature-space decoder" of the issue that asked for decoders that win on small
 real data; the two-stage design follows decoders that regress brain activity onto
@@ -212,6 +213,13 @@ class FeatureDecoder(RidgeDecoder):
         weights too, but reads the prior file again when it is loaded.
     alphas, scaling
         As `RidgeDecoder`; the strength is chosen by feature MSE on the validation split.
+    match_variance
+        Scale each predicted feature so that its variance over the training images is that
+        of the true feature (`RidgeSolver.weights`). Ridge shrinks its predictions towards
+        the mean features, whose image is nearly the same for every stimulus; on V4 session
+        190923 (33 neurons) matching the variance raised held-out two-way identification
+        of the predicted conv5 features from 0.64 to 0.90, and of the generated images
+        from 0.62 to 0.70 (AlexNet conv5) and 0.63 to 0.72 (pixels).
 
     Examples
     --------
@@ -225,9 +233,11 @@ class FeatureDecoder(RidgeDecoder):
         prior: str,
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         scaling: Scaling = "zscore",
+        match_variance: bool = True,
     ) -> None:
         super().__init__(n_inputs, image_shape, alphas, scaling)
         self.save_hyperparameters()
+        self.match_variance = bool(match_variance)
         loaded = load_feature_prior(prior)
         hp = loaded.hparams
         if tuple(hp["image_shape"]) != self.image_shape:

@@ -48,7 +48,7 @@ class RidgeSolver:
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Accumulate a batch of inputs ``[B, n_in]`` and targets ``[B, n_out]``."""
         x, y = x.double(), y.double()
-        batch = [x.sum(0), y.sum(0), x.T @ x, x.T @ y]
+        batch = [x.sum(0), y.sum(0), x.T @ x, x.T @ y, (y**2).sum(0)]
         self._sums = (
             batch if self._sums is None else [a + b for a, b in zip(self._sums, batch, strict=True)]
         )
@@ -64,7 +64,7 @@ class RidgeSolver:
         if not self.has_data:
             raise RuntimeError("RidgeSolver.solve: no training batches were added")
         assert self._sums is not None  # has_data: batches were added
-        sum_x, sum_y, xx, xy = self._sums
+        sum_x, sum_y, xx, xy, yy = self._sums
         mean_x, mean_y = sum_x / self.n, sum_y / self.n
         eigvals, eigvecs = torch.linalg.eigh(xx - self.n * torch.outer(mean_x, mean_x))
         self._solution = {
@@ -73,6 +73,7 @@ class RidgeSolver:
             "projected": eigvecs.T @ (xy - self.n * torch.outer(mean_x, mean_y)),
             "mean_x": mean_x,
             "mean_y": mean_y,
+            "var_y": (yy / self.n - mean_y**2).clamp_min(0),
         }
         self.sse.zero_()
         self.n_scored = 0
@@ -98,11 +99,30 @@ class RidgeSolver:
             return float(self.alphas[len(self.alphas) // 2])
         return float(self.alphas[int(torch.argmin(self.sse))])
 
-    def weights(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(weights [n_in, n_out], bias [n_out])`` for strength ``alpha``."""
+    def weights(
+        self, alpha: float, match_variance: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weights [n_in, n_out], bias [n_out])`` for strength ``alpha``.
+
+        ``match_variance`` scales each output's weights so that its predictions on the
+        training inputs have the variance of its training targets (ridge shrinks them
+        towards the mean; outputs predicted as constant stay so).
+        """
         s = self._solved()
         weights = s["eigvecs"] @ (s["projected"] / (s["eigvals"] + alpha)[:, None])
+        if match_variance:
+            weights = weights * self._variance_gain(alpha)
         return weights, s["mean_y"] - s["mean_x"] @ weights
+
+    def _variance_gain(self, alpha: float) -> torch.Tensor:
+        """Per output: SD of the training targets over SD of the training predictions."""
+        s = self._solved()
+        shrink = s["eigvals"] / (s["eigvals"] + alpha) ** 2
+        var_pred = (shrink[:, None] * s["projected"] ** 2).sum(0) / self.n
+        predicted = var_pred > 1e-12 * float(var_pred.max().clamp_min(1e-300))
+        gain = torch.ones_like(var_pred)
+        gain[predicted] = (s["var_y"][predicted] / var_pred[predicted]).sqrt()
+        return gain
 
 
 def fit_linear_layer(
@@ -177,6 +197,7 @@ class RidgeDecoder(Decoder):
         nn.init.zeros_(self.linear.weight)
         self.register_buffer("alpha", torch.tensor(float("nan"), dtype=torch.float64))
         self.solver = RidgeSolver(alphas)
+        self.match_variance = False
 
     @property
     def alphas(self) -> torch.Tensor:
@@ -240,7 +261,7 @@ class RidgeDecoder(Decoder):
             )
 
     def _set_weights(self, alpha: float) -> None:
-        weights, bias = self.solver.weights(alpha)
+        weights, bias = self.solver.weights(alpha, self.match_variance)
         self.linear.weight.data.copy_(weights.T.float())
         self.linear.bias.data.copy_(bias.float())
         self.alpha.fill_(alpha)
