@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--root", default=None, help="the image folder of --source folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.set_defaults(mode="window")  # make_dataset's time axis: one window per area
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started, load_before = time.perf_counter(), os.getloadavg()
