@@ -9,7 +9,7 @@ Examples
 --------
 >>> from neuralsight.models import DECODERS, ENCODERS
 >>> DECODERS.names()
-('flig', 'improved_sid', 'monkeysee', 'ridge', 'sid', 'video_sid')
+('feature_ridge', 'flig', 'improved_sid', 'monkeysee', 'ridge', 'sid', 'video_sid')
 >>> ENCODERS.names(), ENCODERS.get("ln").__name__
 (('cnn', 'flig', 'ln'), 'LNEncoder')
 """
