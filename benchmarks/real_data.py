@@ -16,13 +16,17 @@ root), converted by the library's readers:
 
 Every image is resized to ``--size`` (default 32; SID needs a multiple of 16; bilinear with
 antialiasing for the 28 x 28 fMRI images, centre crop and bicubic for the 112 x 112 V4
-photographs, which stay in colour). Two decoders are trained on the training split, 10% of
-its images held out for validation:
+photographs, which stay in colour). The decoders of ``--models`` (ridge and SID by default)
+are trained on the training split, 10% of its images held out for validation:
 
 - ``ridge``: `RidgeDecoder`, one closed-form epoch, strength chosen on validation;
 - ``sid``: the published SID (`SID`, Adam 1e-3, MSE), briefly: ``--sid-steps`` optimizer
   steps of batches of ``--batch-size`` (rounded up to whole epochs), far fewer than the
-  reference trains for.
+  reference trains for;
+- ``feature``: `FeatureDecoder`, ridge to the AlexNet features of ``--prior`` (a
+  `FeaturePrior` checkpoint; without it one is trained first, `train_feature_prior` on the
+  ``--prior-images`` Caltech-101 training photographs, none of them a V4 stimulus), then its
+  generator; colour data sets only (the fMRI sets are skipped).
 
 Each is trained twice: on the real pairing and with ``control="shuffle"`` (training and
 validation responses paired with the wrong images: the chance level of the pipeline). Both
@@ -38,7 +42,9 @@ It prints one JSON document ``{"feature_weights": ..., "<dataset>": {"<model>": 
 {metric: value}, "shuffled": {...}, "separation": {metric: real - shuffled}, "setup":
 {...}}}, "separation_summary": ...}``, ``setup`` holding the sizes, epochs, seconds and notes
 of that model; ``separation_summary`` counts, per model and metric, the data sets on which
-the real pairing beats its shuffle control (lower MSE, higher everything else).
+the real pairing beats its shuffle control (lower MSE, higher everything else);
+``paired_tests`` compares each model with ridge over the V4 sessions (median gain, wins,
+Wilcoxon signed-rank p); ``feature_prior`` says which prior the feature model used.
 
 Run it with ``python benchmarks/real_data.py [--sessions all] [--size 32]``; with the
 defaults (pixel metrics only, before the feature metrics) it took 6.5 minutes on two shared
@@ -198,7 +204,15 @@ def prepare_prior(args: argparse.Namespace, folder: Path) -> dict:
     else:
         trained = {"checkpoint": str(args.prior)}
     hp = load_feature_prior(args.prior).hparams
-    keys = ("layer", "weights", "feature_size", "in_shape", "image_shape", "width")
+    keys = (
+        "layer",
+        "weights",
+        "weights_provenance",
+        "feature_size",
+        "in_shape",
+        "image_shape",
+        "width",
+    )
     return trained | {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items() if k in keys}
 
 

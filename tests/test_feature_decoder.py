@@ -48,7 +48,7 @@ def test_feature_shape_is_the_layer_output_at_the_input_size():
         ("conv5", 64, (256, 3, 3)),
     ]
     for layer, size, expected in table:
-        assert feature_shape(layer, (3, 32, 32), size) == expected
+        assert feature_shape(alexnet_features("random", layer, size)) == expected
 
 
 def test_prior_inverts_features_better_than_the_mean_image(prior_path):

@@ -5,11 +5,11 @@ which LightningCLI's ``neuralsight fit`` uses too, and third-party noise silence
 `neuralsight.quiet`); `fit` trains a model with it, for scripts and notebooks. YAML configs
 become models and Trainers through `neuralsight.lightning_cli.load_config`. Checkpoints are
 read with ``weights_only=True`` only (tensors and plain values: a crafted file cannot run
-code); `UNSAFE_CHECKPOINT` says why one was refused. `train_feature_prior` trains the
-image prior of the feature-space decoder on unlabelled photographs (no neural data). `RunCheckpoint` is the checkpoint
+code); `UNSAFE_CHECKPOINT` says why one was refused. `RunCheckpoint` is the checkpoint
 callback of ``neuralsight fit``: it keeps ``last.ckpt`` (every epoch and, for long epochs,
 every N training steps) with the random number generators' states, so a killed run resumes
-with ``--ckpt_path last`` where it stopped.
+with ``--ckpt_path last`` where it stopped. `train_feature_prior` trains the image prior of
+the feature-space decoder on unlabelled photographs (no neural data).
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def train_feature_prior(
     pixels = torch.from_numpy(images)
     prior = FeaturePrior(
         layer,
-        feature_shape(layer, images.shape[1:], feature_size),
+        feature_shape(extractor),
         images.shape[1:],
         width=width,
         scale=float(features[train].std()) or 1.0,
