@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from neuralsight import files
 from neuralsight.data import NeuralDataset
 
 SIMULATE = [
@@ -116,3 +118,26 @@ def test_a_killed_simulate_leaves_no_workers_and_no_lasting_file(tmp_path, sent,
     assert again.returncode == 0, again.stderr
     assert f"removed {stale}, left by a killed run" in again.stderr
     assert temporaries(tmp_path) == [] and NeuralDataset.open(out).n_trials == 24
+
+
+@pytest.fixture
+def termination_requested(monkeypatch):
+    """A process that was told to stop, as the SIGTERM handler leaves it."""
+    monkeypatch.setattr(files, "_TERMINATION", [])
+    files.request_termination(143)
+
+
+def test_a_stop_whose_exception_was_swallowed_still_writes_no_file(tmp_path, termination_requested):
+    """The handler's SystemExit can land in a weakref callback, where Python ignores it; the
+    writers check again before renaming, so nothing appears and no temporary file stays."""
+    images = np.zeros((4, 1, 4, 4), dtype=np.float32)
+    writers = {
+        "dataset": lambda out: NeuralDataset.from_arrays(np.zeros((4, 3)), images).save(out),
+        "json": lambda out: files.atomic_write(out, lambda handle: handle.write(b"{}")),
+    }
+    for name, write in writers.items():
+        out = tmp_path / f"{name}.out"
+        with pytest.raises(SystemExit) as stopped:
+            write(out)
+        assert stopped.value.code == 143
+        assert list(tmp_path.iterdir()) == [], name

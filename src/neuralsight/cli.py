@@ -37,6 +37,8 @@ from pathlib import Path
 
 import yaml
 
+from neuralsight.files import request_termination
+
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 VERBOSE_FLAG = "--verbose"
 DEBUG_FLAG = "--debug"
@@ -78,6 +80,10 @@ def console(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
+    """Stop with status ``128 + signum``; should the ``SystemExit`` raised here land in a
+    weak-reference callback or ``__del__`` (where Python ignores it), the next chunk or
+    file rename raises it again (`neuralsight.files.raise_if_terminated`)."""
+    request_termination(128 + signum)
     raise SystemExit(128 + signum)
 
 

@@ -6,6 +6,11 @@ over the target when done, so an interrupted run never leaves a truncated file f
 step to read. The file gets the permissions a plain ``open`` would give it (``0o666`` less
 the umask), not the private ``0o600`` of `tempfile.mkstemp`. A run killed too hard to clean
 up (SIGKILL) leaves its temporary file; the next write to the same target removes it.
+
+A run told to stop (SIGTERM, through `request_termination`) puts no further file in place,
+even where the exception its signal handler raised was swallowed (Python ignores exceptions
+raised in weak-reference callbacks and ``__del__`` methods, where a signal can land): every
+rename checks `raise_if_terminated` first, and long loops call it between steps.
 """
 
 from __future__ import annotations
@@ -22,6 +27,26 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 _Writer = TypeVar("_Writer", bound="FileWriter")
+
+_TERMINATION: list[int] = []
+"""The exit status asked for by `request_termination`, once it has been called."""
+
+
+def request_termination(status: int) -> None:
+    """Record that this process must stop with exit ``status``; see `raise_if_terminated`."""
+    if not _TERMINATION:
+        _TERMINATION.append(int(status))
+
+
+def raise_if_terminated() -> None:
+    """Raise ``SystemExit`` with the requested status once `request_termination` was called.
+
+    Examples
+    --------
+    >>> raise_if_terminated()  # nothing requested: returns
+    """
+    if _TERMINATION:
+        raise SystemExit(_TERMINATION[0])
 
 
 def _umask() -> int:
@@ -102,6 +127,9 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
 def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Rename the finished ``tmp`` onto ``path``, with the permissions ``open`` would give.
 
+    Once the process was told to stop (`request_termination`) it raises ``SystemExit``
+    instead, and the caller's clean-up removes ``tmp``.
+
     Examples
     --------
     >>> import tempfile
@@ -111,6 +139,7 @@ def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
     >>> move_into_place(tmp, target).read_text(), tmp.exists()
     ('whole', False)
     """
+    raise_if_terminated()
     Path(tmp).chmod(0o666 & ~_umask())
     os.replace(tmp, path)
     return Path(path)
@@ -159,7 +188,8 @@ class FileWriter(ABC):
 
     Subclasses write into a `temporary_sibling` and implement `close` (finish, check,
     `move_into_place`, return the path) and `discard` (stop, remove the temporary file). As
-    a context manager a writer closes when the block succeeds and discards on an exception.
+    a context manager a writer closes when the block succeeds and discards on an exception,
+    including one raised by `close` itself.
 
     Examples
     --------
@@ -195,7 +225,11 @@ class FileWriter(ABC):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
+        if exc_type is not None:
             self.discard()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.discard()
+            raise

@@ -57,6 +57,7 @@ from threadpoolctl import threadpool_limits
 
 from neuralsight.data.dataset import NeuralDataset
 from neuralsight.data.sources import StimulusBlock, stimulus_blocks
+from neuralsight.files import raise_if_terminated
 from neuralsight.simulate.base import (
     SIMULATORS,
     SPLITS,
@@ -300,6 +301,7 @@ def _write(
         chunk_trials=simulator.chunk_trials,
     ) as writer:
         for task, (images, values) in results:
+            raise_if_terminated()
             writer.write_stimuli(task.offset + task.start, images)
             writer.write_responses(
                 first_trial[task.split] + task.start * repeats[task.split],
