@@ -18,6 +18,11 @@ Positions are in the same normalised image coordinates as the simulators' ``rf_x
 height, each in [-1, 1], pixel *k* of *n* centred at ``-1 + (2k + 1) / n``; `rf_positions`
 returns them for comparison with the truth.
 
+`ReadoutEncoder` holds what every encoder with such a readout shares (the linear start of
+the positions, their learning rate, the L1 penalty, `rf_positions`); `FactorisedReadout`
+(Klindt et al. 2017: a spatial mask times channel weights per unit) is the other readout it
+takes.
+
 Departure from the paper: with ``init_positions="linear"`` (default) the positions start at
 the centre of each unit's linear receptive field (ridge regression of the responses on the
 pixels, one pass over the training split before the first step;
@@ -126,6 +131,89 @@ class GaussianReadout(nn.Module):
         read = F.grid_sample(features, grid, mode="bilinear", align_corners=False)
         return torch.einsum("bcn,nkc->bnk", read[..., 0], self.weights)
 
+    def spatial_parameters(self) -> list[nn.Parameter]:
+        """The parameters that say where each unit reads: positions and spreads."""
+        return [self.mu, self.sigma]
+
+    def start_at(self, centres: torch.Tensor) -> None:
+        """Move the positions to ``centres`` ``[n_units, 2]`` (x, y)."""
+        with torch.no_grad():
+            self.mu.copy_(centres.to(self.mu))
+
+    def centres(self) -> np.ndarray:
+        """Read-out positions ``[n_units, 2]`` (x, y), normalised [-1, 1] coordinates."""
+        return self.mu.detach().clamp(-1.0, 1.0).cpu().numpy().astype(np.float64)
+
+
+class FactorisedReadout(nn.Module):
+    """Each unit weighs a feature map with its own spatial mask and channel weights.
+
+    After Klindt et al., "Neural system identification for large populations separating
+    'what' and 'where'", NeurIPS 2017: ``out[b, n, k] = sum_c w[n, k, c] sum_hw m[n, h, w]
+    x[b, c, h, w]``. The mask starts uniform, or as a Gaussian bump (`start_at`); an L1
+    penalty on it (`penalty`) makes it compact.
+
+    Parameters
+    ----------
+    n_units, n_channels, n_bins
+        Units, feature-map channels, and outputs (time bins) per unit.
+    height, width
+        Size of the feature map.
+    start_sigma
+        Standard deviation (normalised units) of the bump `start_at` puts at each centre.
+
+    Examples
+    --------
+    >>> import torch
+    >>> readout = FactorisedReadout(n_units=5, n_channels=3, height=8, width=8)
+    >>> readout(torch.rand(2, 3, 8, 8)).shape
+    torch.Size([2, 5, 1])
+    """
+
+    def __init__(
+        self,
+        n_units: int,
+        n_channels: int,
+        height: int,
+        width: int,
+        n_bins: int = 1,
+        start_sigma: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if start_sigma <= 0:
+            raise ValueError(f"start_sigma must be > 0, found {start_sigma}")
+        self.start_sigma = float(start_sigma)
+        self.mask = nn.Parameter(torch.full((n_units, height, width), 1.0 / (height * width)))
+        self.weights = nn.Parameter(torch.full((n_units, n_bins, n_channels), 1.0 / n_channels))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, C, H, W]`` -> ``[B, n_units, n_bins]``."""
+        pooled = torch.einsum("bchw,nhw->bnc", features, self.mask)
+        return torch.einsum("bnc,nkc->bnk", pooled, self.weights)
+
+    def spatial_parameters(self) -> list[nn.Parameter]:
+        """The parameters that say where each unit reads: the masks."""
+        return [self.mask]
+
+    def start_at(self, centres: torch.Tensor) -> None:
+        """Set each mask to a unit-sum Gaussian bump at ``centres`` ``[n_units, 2]`` (x, y)."""
+        _, height, width = self.mask.shape
+        ys = -1 + (2 * torch.arange(height, dtype=torch.float64) + 1) / height
+        xs = -1 + (2 * torch.arange(width, dtype=torch.float64) + 1) / width
+        x0, y0 = centres.double()[:, 0, None, None], centres.double()[:, 1, None, None]
+        d2 = (xs[None, None, :] - x0) ** 2 + (ys[None, :, None] - y0) ** 2
+        bump = torch.exp(-d2 / (2 * self.start_sigma**2))
+        with torch.no_grad():
+            self.mask.copy_((bump / bump.sum((1, 2), keepdim=True)).to(self.mask))
+
+    def penalty(self) -> torch.Tensor:
+        """L1 norm of the masks."""
+        return self.mask.abs().sum()
+
+    def centres(self) -> np.ndarray:
+        """Centres ``[n_units, 2]`` (x, y) of the masks' energy, normalised coordinates."""
+        return energy_centres(self.mask.detach().cpu().square())
+
 
 def linear_receptive_fields(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]], max_side: int = 32, ridge: float = 1.0
@@ -167,8 +255,72 @@ def linear_receptive_fields(
     return fields.T.reshape(-1, *side).float()
 
 
+class ReadoutEncoder(Encoder):
+    """An encoder whose units read a feature map through a readout with learned positions.
+
+    The common part of `CNNEncoder` and the pretrained-core encoder: subclasses build
+    ``self.readout`` (a `GaussianReadout` or a `FactorisedReadout`), the ``positions_ready``
+    buffer (False while the readout still waits for its start at the linear receptive
+    fields) and save the hyperparameters ``position_lr_scale`` and ``readout_l1``.
+    """
+
+    positions_ready: torch.Tensor
+    readout: GaussianReadout | FactorisedReadout
+
+    def on_fit_start(self) -> None:
+        """Start the readout positions at the units' linear RF centres (once)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if bool(self.positions_ready) or datamodule is None:
+            return
+        self.init_positions_from(datamodule.train_dataloader())
+        sync_from_rank_zero(self.readout, self.trainer)
+
+    def init_positions_from(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Start the readout at the centres of the units' linear receptive fields."""
+        fields = linear_receptive_fields(batches)
+        energy = fields.square().reshape(self.n_units, self.n_bins, *fields.shape[1:]).sum(1)
+        self.readout.start_at(torch.as_tensor(energy_centres(energy.cpu())))
+        self.positions_ready.fill_(True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW, the readout positions and spreads at ``position_lr_scale`` times ``lr``."""
+        spatial = self.readout.spatial_parameters()
+        others = [
+            p for p in self.parameters() if p.requires_grad and all(p is not q for q in spatial)
+        ]
+        return torch.optim.AdamW(
+            [
+                {"params": others},
+                {
+                    "params": spatial,
+                    "lr": self.lr * self.hparams["position_lr_scale"],
+                    "weight_decay": 0.0,
+                },
+            ],
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+        )
+
+    def regularisation(self) -> torch.Tensor:
+        """L1 penalty on the readout's channel weights (and on a factorised readout's masks)."""
+        penalty = self.readout.weights.abs().sum()
+        if isinstance(self.readout, FactorisedReadout):
+            penalty = penalty + self.readout.penalty()
+        return self.hparams["readout_l1"] * penalty
+
+    def rf_positions(self) -> np.ndarray:
+        """Learned readout positions ``[n_units, 2]`` (x, y), normalised [-1, 1] coordinates.
+
+        Examples
+        --------
+        >>> CNNEncoder(n_inputs=4, image_shape=(1, 8, 8), channels=2).rf_positions().shape
+        (4, 2)
+        """
+        return self.readout.centres()
+
+
 @ENCODERS.register("cnn")
-class CNNEncoder(Encoder):
+class CNNEncoder(ReadoutEncoder):
     """CNN core + Gaussian readout (Lurz et al. 2021): images -> responses.
 
     Parameters
@@ -240,54 +392,6 @@ class CNNEncoder(Encoder):
             self.n_units, channels, self.n_bins, init_mu_range, init_sigma, seed
         )
 
-    def on_fit_start(self) -> None:
-        """Start the readout positions at the units' linear RF centres (once)."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if bool(self.positions_ready) or datamodule is None:
-            return
-        self.init_positions_from(datamodule.train_dataloader())
-        sync_from_rank_zero(self.readout, self.trainer)
-
-    def init_positions_from(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Set the readout positions to the centres of the units' linear receptive fields."""
-        fields = linear_receptive_fields(batches)
-        energy = fields.square().reshape(self.n_units, self.n_bins, *fields.shape[1:]).sum(1)
-        centres = torch.as_tensor(energy_centres(energy.cpu()), dtype=self.readout.mu.dtype)
-        with torch.no_grad():
-            self.readout.mu.copy_(centres.to(self.readout.mu.device))
-        self.positions_ready.fill_(True)
-
     def drive(self, images: torch.Tensor) -> torch.Tensor:
         """Core features read out at each unit's Gaussian position, ``[B, n_units, n_bins]``."""
         return self.readout(self.core(images))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW, the readout positions and spreads at ``position_lr_scale`` times ``lr``."""
-        spatial = [self.readout.mu, self.readout.sigma]
-        others = [p for p in self.parameters() if all(p is not q for q in spatial)]
-        return torch.optim.AdamW(
-            [
-                {"params": others},
-                {
-                    "params": spatial,
-                    "lr": self.lr * self.hparams["position_lr_scale"],
-                    "weight_decay": 0.0,
-                },
-            ],
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-        )
-
-    def regularisation(self) -> torch.Tensor:
-        """L1 penalty on the readout's channel weights."""
-        return self.hparams["readout_l1"] * self.readout.weights.abs().sum()
-
-    def rf_positions(self) -> np.ndarray:
-        """Learned readout positions ``[n_units, 2]`` (x, y), normalised [-1, 1] coordinates.
-
-        Examples
-        --------
-        >>> CNNEncoder(n_inputs=4, image_shape=(1, 8, 8), channels=2).rf_positions().shape
-        (4, 2)
-        """
-        return self.readout.mu.detach().clamp(-1.0, 1.0).cpu().numpy().astype(np.float64)
