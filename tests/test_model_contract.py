@@ -66,6 +66,13 @@ TINY = {
     "feature_ridge": {**SIZES, "prior": None},
     "ln": {**SIZES, "n_bins": N_BINS},
     "cnn": {**SIZES, "n_bins": N_BINS, "channels": 4, "kernels": (5, 3)},
+    "pretrained_core": {
+        **SIZES,
+        "n_bins": N_BINS,
+        "layer": "conv2",
+        "weights": "random",
+        "feature_size": 64,
+    },
 }
 MODELS = [("decoder", name) for name in DECODERS] + [("encoder", name) for name in ENCODERS]
 

@@ -11,7 +11,7 @@ Examples
 >>> DECODERS.names()
 ('feature_ridge', 'flig', 'improved_sid', 'monkeysee', 'ridge', 'sid', 'video_sid')
 >>> ENCODERS.names(), ENCODERS.get("ln").__name__
-(('cnn', 'flig', 'ln'), 'LNEncoder')
+(('cnn', 'flig', 'ln', 'pretrained_core'), 'LNEncoder')
 """
 
 from __future__ import annotations

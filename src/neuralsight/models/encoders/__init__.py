@@ -8,20 +8,34 @@ from neuralsight.models.encoders.base import (
 )
 from neuralsight.models.encoders.cnn import (
     CNNEncoder,
+    FactorisedReadout,
     GaussianReadout,
+    ReadoutEncoder,
     conv_core,
     linear_receptive_fields,
 )
 from neuralsight.models.encoders.ln import LNEncoder
+from neuralsight.models.encoders.mei import most_exciting_input
+from neuralsight.models.encoders.pretrained import (
+    LayerChoice,
+    PretrainedCoreEncoder,
+    choose_layer,
+)
 
 __all__ = [
     "CNNEncoder",
     "Encoder",
+    "FactorisedReadout",
     "GaussianReadout",
     "LNEncoder",
+    "LayerChoice",
+    "PretrainedCoreEncoder",
+    "ReadoutEncoder",
+    "choose_layer",
     "conv_core",
     "energy_centres",
     "linear_receptive_fields",
     "mean_unit_correlation",
+    "most_exciting_input",
     "predict_in_batches",
 ]
