@@ -25,8 +25,12 @@ are trained on the training split, 10% of its images held out for validation:
   reference trains for;
 - ``feature``: `FeatureDecoder`, ridge to the AlexNet features of ``--prior`` (a
   `FeaturePrior` checkpoint; without it one is trained first, `train_feature_prior` on the
-  ``--prior-images`` Caltech-101 training photographs, none of them a V4 stimulus), then its
-  generator; colour data sets only (the fMRI sets are skipped).
+  ``--prior-images`` Caltech-101 training photographs, none of them a V4 stimulus, with an
+  ``--prior-low-res`` thumbnail beside the features), then its generator; colour data sets
+  only (the fMRI sets are skipped);
+- ``flig``: `FLIG`, the bidirectional flow, with ``configs/flig_retina.yaml``'s choices
+  (`FLIG_SETTINGS`: the CAE's PCA start of the session's own training images, the flow
+  from its ridge start, 4 epochs at flow lr 1e-5).
 
 Each is trained twice: on the real pairing and with ``control="shuffle"`` (training and
 validation responses paired with the wrong images: the chance level of the pipeline). Both
@@ -76,7 +80,7 @@ from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import fmri69, npz
 from neuralsight.data.sources import make_stimuli, resize_images
 from neuralsight.metrics import AlexNetFeatures, score_decoder
-from neuralsight.models.decoders import SID, FeatureDecoder, RidgeDecoder
+from neuralsight.models.decoders import FLIG, SID, FeatureDecoder, RidgeDecoder
 from neuralsight.models.decoders.feature import load_feature_prior
 from neuralsight.train import fit, train_feature_prior
 
@@ -84,7 +88,10 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 ROOT = SHARED / "data" / "real"
 WEIGHTS = SHARED / "weights"
 PRIOR_IMAGES = SHARED / "data" / "images" / "caltech101"
-MODELS = ("ridge", "sid", "feature")
+MODELS = ("ridge", "sid", "feature", "flig")
+FLIG_SETTINGS = {"n_features": 256, "cae_epochs": 0, "flow_lr": 1e-5}
+"""``configs/flig_retina.yaml``'s choices (PCA start kept, slow flow), trained 4 epochs."""
+FLIG_EPOCHS = 4
 PAIRED_METRICS = ("ssim", "pixcorr", "twoway_pixel", "twoway_conv2", "twoway_conv5")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 LOWER_IS_BETTER = ("mse",)
@@ -195,6 +202,7 @@ def prepare_prior(args: argparse.Namespace, folder: Path) -> dict:
             weights=args.weights,
             epochs=args.prior_epochs,
             seed=args.seed,
+            low_res=args.prior_low_res,
             out_dir=folder,
             progress=False,
         )
@@ -212,6 +220,7 @@ def prepare_prior(args: argparse.Namespace, folder: Path) -> dict:
         "in_shape",
         "image_shape",
         "width",
+        "low_res",
     )
     return trained | {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items() if k in keys}
 
@@ -256,18 +265,21 @@ def train_and_score(
     args: argparse.Namespace,
     extractor: AlexNetFeatures | None,
 ) -> tuple[dict[str, float], dict]:
-    """Train decoder ``name`` (``ridge`` or ``sid``) under ``control``; scores and setup."""
+    """Train decoder ``name`` (one of `MODELS`) under ``control``; scores and setup."""
     L.seed_everything(args.seed, verbose=False)
     dm = NeuralDataModule(dataset=ds, batch_size=args.batch_size, control=control, seed=args.seed)
     if name == "ridge":
         model, epochs = RidgeDecoder(dm.n_inputs, dm.image_shape), 1
     elif name == "feature":
         model, epochs = FeatureDecoder(dm.n_inputs, dm.image_shape, prior=str(args.prior)), 1
+    elif name == "flig":
+        model, epochs = FLIG(dm.n_inputs, dm.image_shape, **FLIG_SETTINGS), FLIG_EPOCHS
     else:
         model = SID(dm.n_inputs, dm.image_shape)
         epochs = math.ceil(args.sid_steps / math.ceil(len(dm.train_set) / args.batch_size))
     start = time.perf_counter()
-    fit(model, dm, max_epochs=epochs, progress=False, accelerator="cpu")
+    clip = {"gradient_clip_val": 1.0} if name == "flig" else {}
+    fit(model, dm, max_epochs=epochs, progress=False, accelerator="cpu", **clip)
     setup = {
         "epochs": epochs,
         "train_items": len(dm.train_set),
@@ -306,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     parser.add_argument("--prior-layer", default="conv5", help="AlexNet layer it inverts")
     parser.add_argument("--prior-epochs", type=int, default=15)
+    parser.add_argument(
+        "--prior-low-res", type=int, default=8, help="side of its image thumbnail (0: none)"
+    )
     parser.add_argument("--prior-images", type=int, default=6095, help="the Caltech train split")
     parser.add_argument("--sid-steps", type=int, default=200, help="SID optimizer steps")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream(commands)
     _add_report(commands)
     _add_analyze(commands)
+    _add_prior(commands)
     for name in LIGHTNING_COMMANDS:
         commands.add_parser(name, help=f"LightningCLI {name} (see neuralsight {name} --help)")
     return parser
@@ -215,6 +216,55 @@ def _run_simulate(args) -> int:
     )
     summary = NeuralDataset.open(path).summary()
     print(json.dumps({"out": str(path), **summary}, indent=2, default=str))
+    return 0
+
+
+def _add_prior(commands) -> None:
+    from neuralsight.data.sources import SOURCES
+    from neuralsight.metrics.features import CONV_LAYERS
+
+    p = commands.add_parser(
+        "prior",
+        help="train the image prior of the feature decoder on unlabelled images (no neural data)",
+    )
+    p.add_argument("--source", choices=SOURCES.names(), default="folder")
+    p.add_argument("--root", default=None, help="folder for the folder/mnist/cifar sources")
+    p.add_argument("--split", choices=("train", "test"), default="train")
+    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    p.add_argument("--layer", choices=CONV_LAYERS, default="conv5", help="AlexNet layer inverted")
+    p.add_argument(
+        "--low-res", type=int, default=8, help="side of the image thumbnail beside it (0: none)"
+    )
+    p.add_argument("--width", type=int, default=128, help="generator width")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder; the checkpoint is in checkpoints/")
+    p.set_defaults(run=_run_prior)
+
+
+def _run_prior(args) -> int:
+    from neuralsight.data.sources import make_stimuli
+    from neuralsight.train import train_feature_prior
+
+    images = make_stimuli(
+        args.source, args.n, args.size, args.channels, args.seed, args.split, args.root
+    )
+    prior = train_feature_prior(
+        images,
+        layer=args.layer,
+        weights=args.weights,
+        width=args.width,
+        epochs=args.epochs,
+        seed=args.seed,
+        low_res=args.low_res,
+        out_dir=args.out,
+    )
+    checkpoint = Path(args.out) / "checkpoints" / "feature_prior.ckpt"
+    settings = {k: prior.hparams[k] for k in ("layer", "weights_provenance", "low_res")}
+    print(json.dumps({"checkpoint": str(checkpoint), "images": len(images), **settings}))
     return 0
 
 

@@ -14,6 +14,7 @@ the feature-space decoder on unlabelled photographs (no neural data).
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -31,7 +32,7 @@ from neuralsight.models.decoders.feature import (
     FeaturePrior,
     alexnet_features,
     feature_shape,
-    image_features,
+    prior_targets,
 )
 from neuralsight.quiet import silence_third_party
 
@@ -233,13 +234,15 @@ def train_feature_prior(
     lr: float = 1e-3,
     val_fraction: float = 0.1,
     seed: int = 0,
+    low_res: int = 0,
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> FeaturePrior:
     """Train the prior of `FeatureDecoder` on unlabelled ``[N, C, H, W]`` images in [0, 1].
 
-    The AlexNet ``layer`` features are computed once; ``val_fraction`` of the images
-    (seeded) are held out and scored each epoch (``val_loss``). With ``out_dir`` the
+    The AlexNet ``layer`` features (and, with ``low_res > 0``, the images'
+    ``low_res x low_res`` thumbnails: `prior_targets`) are computed once; ``val_fraction`` of
+    the images (seeded) are held out and scored each epoch (``val_loss``). With ``out_dir`` the
     checkpoint is ``out_dir/checkpoints/feature_prior.ckpt`` (`neuralsight.train.make_trainer`).
 
     Examples
@@ -254,7 +257,8 @@ def train_feature_prior(
     if images.ndim != 4 or len(images) < 2:
         raise ValueError(f"images must be [N >= 2, C, H, W], found shape {tuple(images.shape)}")
     extractor = alexnet_features(weights, layer, feature_size)
-    features = image_features(extractor, images)
+    features = prior_targets(extractor, images, low_res)
+    n_features = math.prod(feature_shape(extractor))
     L.seed_everything(seed, verbose=False)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(val_fraction * len(images))) if val_fraction > 0 else 0
@@ -265,11 +269,12 @@ def train_feature_prior(
         feature_shape(extractor),
         images.shape[1:],
         width=width,
-        scale=float(features[train].std()) or 1.0,
+        scale=float(features[train, :n_features].std()) or 1.0,
         lr=lr,
         weights=str(weights),
         weights_provenance=extractor.weights,
         feature_size=feature_size,
+        low_res=low_res,
     )
     loader = DataLoader(
         TensorDataset(features[train], pixels[train]), batch_size=batch_size, shuffle=True

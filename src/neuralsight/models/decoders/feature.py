@@ -27,6 +27,8 @@ here are ours.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -86,17 +88,46 @@ def image_features(
     return torch.cat([extractor(batch)[layer] for batch in images.split(batch_size)])
 
 
+def prior_targets(
+    extractor: AlexNetFeatures, images: np.ndarray | torch.Tensor, low_res: int = 0
+) -> torch.Tensor:
+    """What a `FeaturePrior` inverts: the layer's features, then a ``low_res`` thumbnail.
+
+    The thumbnail is the image averaged over ``low_res x low_res`` areas
+    (``adaptive_avg_pool2d``), flattened after the features; ``low_res=0`` gives the
+    features alone.
+
+    Examples
+    --------
+    >>> extractor = alexnet_features("random", "conv5", feature_size=64)
+    >>> tuple(prior_targets(extractor, torch.rand(2, 3, 32, 32), low_res=4).shape)
+    (2, 2352)
+    """
+    images = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    features = image_features(extractor, images)
+    if not low_res:
+        return features
+    thumbnails = F.adaptive_avg_pool2d(images, int(low_res)).flatten(1)
+    return torch.cat([features, thumbnails.to(features.device)], dim=1)
+
+
 class FeatureInverter(nn.Module):
     """A convolutional generator: AlexNet features ``[B, D]`` -> images ``[B, C, H, W]``.
 
     The features are unflattened to ``in_shape``, divided by ``scale``, mixed by a 1x1
     convolution, resized to half the image side, refined by two 3x3 convolutions,
     upsampled to the image side and mapped to the image channels through a sigmoid.
+    With ``low_res > 0`` the input ends with a ``[C, low_res, low_res]`` thumbnail of the
+    image (`prior_targets`), upsampled and joined to the features at half and at full
+    size: the coarse layout the generator then keeps.
 
     Examples
     --------
     >>> net = FeatureInverter((256, 13, 13), (3, 32, 32), width=16)
     >>> tuple(net(torch.rand(2, 256 * 13 * 13)).shape)
+    (2, 3, 32, 32)
+    >>> net = FeatureInverter((256, 13, 13), (3, 32, 32), width=16, low_res=8)
+    >>> tuple(net(torch.rand(2, 256 * 13 * 13 + 3 * 8 * 8)).shape)
     (2, 3, 32, 32)
     """
 
@@ -108,27 +139,39 @@ class FeatureInverter(nn.Module):
         image_shape: Sequence[int],
         width: int = 128,
         scale: float = 1.0,
+        low_res: int = 0,
     ) -> None:
         super().__init__()
         self.in_shape = tuple(int(s) for s in in_shape)
         self.image_shape = tuple(int(s) for s in image_shape)
+        self.low_res = int(low_res)
         channels, height, width_px = self.image_shape
         self.half_size = (max(1, height // 2), max(1, width_px // 2))
+        low = channels if self.low_res else 0
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.mix = _conv_block(self.in_shape[0], width, kernel=1)
-        self.refine = nn.Sequential(_conv_block(width, width), _conv_block(width, width // 2))
+        self.refine = nn.Sequential(_conv_block(width + low, width), _conv_block(width, width // 2))
         self.out = nn.Sequential(
-            _conv_block(width // 2, width // 2), nn.Conv2d(width // 2, channels, 3, padding=1)
+            _conv_block(width // 2 + low, width // 2),
+            nn.Conv2d(width // 2, channels, 3, padding=1),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Flattened features ``[B, D]`` -> images ``[B, C, H, W]`` in [0, 1]."""
-        x = (features / self.scale).reshape(-1, *self.in_shape)
+        """Flattened features (and thumbnail) ``[B, D]`` -> images ``[B, C, H, W]`` in [0, 1]."""
+        n_features = math.prod(self.in_shape)
+        x = (features[:, :n_features] / self.scale).reshape(-1, *self.in_shape)
         x = F.interpolate(self.mix(x), size=self.half_size, mode="bilinear", align_corners=False)
-        x = F.interpolate(
-            self.refine(x), size=self.image_shape[1:], mode="bilinear", align_corners=False
-        )
-        return torch.sigmoid(self.out(x))
+        x = self.refine(self._with_thumbnail(x, features[:, n_features:]))
+        x = F.interpolate(x, size=self.image_shape[1:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.out(self._with_thumbnail(x, features[:, n_features:])))
+
+    def _with_thumbnail(self, x: torch.Tensor, thumbnail: torch.Tensor) -> torch.Tensor:
+        """``x`` with the thumbnail, upsampled to its size, as extra channels."""
+        if not self.low_res:
+            return x
+        small = thumbnail.reshape(-1, self.image_shape[0], self.low_res, self.low_res)
+        up = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([x, up], dim=1)
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -147,7 +190,7 @@ class FeaturePrior(L.LightningModule):
     from an image array. ``layer``, ``weights`` (where the AlexNet weights come from, as
     `load_pretrained` takes them), ``weights_provenance`` (what they were) and
     ``feature_size`` record which AlexNet features it inverts, so that a decoder reads the
-    same ones.
+    same ones; ``low_res`` the side of the thumbnail that follows them (`prior_targets`).
 
     Examples
     --------
@@ -167,10 +210,11 @@ class FeaturePrior(L.LightningModule):
         weights: str = "auto",
         weights_provenance: str = "unknown",
         feature_size: int = ALEXNET_INPUT_SIZE,
+        low_res: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.inverter = FeatureInverter(in_shape, image_shape, width, scale)
+        self.inverter = FeatureInverter(in_shape, image_shape, width, scale, low_res)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Pixel MSE of the inverted features of a batch."""
@@ -190,10 +234,16 @@ class FeaturePrior(L.LightningModule):
 
 
 def load_feature_prior(path: str | os.PathLike) -> FeaturePrior:
-    """A `FeaturePrior` checkpoint, read with ``weights_only=True``, in eval mode."""
-    return FeaturePrior.load_from_checkpoint(
-        Path(path), map_location="cpu", weights_only=True
-    ).eval()
+    """A `FeaturePrior` checkpoint, read with ``weights_only=True``, in eval mode.
+
+    It is read in an empty ``contextvars`` context: while LightningCLI builds a decoder
+    (``neuralsight fit --config``) it holds the decoder's configuration in a context
+    variable that ``save_hyperparameters`` would otherwise take as the prior's.
+    """
+    load = functools.partial(
+        FeaturePrior.load_from_checkpoint, Path(path), map_location="cpu", weights_only=True
+    )
+    return contextvars.Context().run(load).eval()
 
 
 @DECODERS.register("feature_ridge")
@@ -250,12 +300,14 @@ class FeatureDecoder(RidgeDecoder):
         self.feature_weights = str(hp["weights"])
         self.feature_provenance = str(hp["weights_provenance"])
         self.feature_size = int(hp["feature_size"])
-        self.linear = nn.Linear(self.n_inputs, math.prod(hp["in_shape"]))
+        self.low_res = int(hp.get("low_res", 0))
+        thumbnail = self.image_shape[0] * self.low_res**2
+        self.linear = nn.Linear(self.n_inputs, math.prod(hp["in_shape"]) + thumbnail)
         nn.init.zeros_(self.linear.weight)
         self._extractor: AlexNetFeatures | None = None
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
-        """The prior's AlexNet features of the stimuli, ``[B, D]``."""
+        """The prior's AlexNet features (and thumbnail) of the stimuli, ``[B, D]``."""
         if self._extractor is None:
             extractor = alexnet_features(self.feature_weights, self.layer, self.feature_size)
             if extractor.weights != self.feature_provenance:
@@ -265,7 +317,7 @@ class FeatureDecoder(RidgeDecoder):
                     f"{extractor.weights}; give the same weights"
                 )
             self._extractor = extractor
-        return self._extractor(images.cpu())[self.layer].to(images.device)
+        return prior_targets(self._extractor, images.cpu(), self.low_res).to(images.device)
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         """Scaled responses -> predicted features -> the generator's images."""
