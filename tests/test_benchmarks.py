@@ -4,8 +4,11 @@ import json
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import imageio.v3 as imageio
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -254,3 +257,46 @@ def test_sid_generalisation_scores_every_cell_and_resumes_from_its_checkpoint(tm
     assert isinstance(doc["cells"]["mnist/improved_sid"]["train"]["converged"], bool)
     resumed = _run_json("sid_generalisation.py", *args, "--resume")
     assert resumed["cells"] == json.loads(checkpoint.read_text())["cells"] == doc["cells"]
+
+
+def _fake_cowley_v4(root: Path, n_images: int = 30, n_units: int = 3) -> None:
+    """Two tiny Cowley V4 sessions: one repeat-averaged, one with per-repeat responses."""
+    rng = np.random.default_rng(0)
+    v4 = root / "cowley_v4"
+    for folder in ("images", "responses_repeat_averaged", "responses_raw"):
+        (v4 / folder).mkdir(parents=True)
+    for session, repeats in (("000001", None), ("000002", 3)):
+        with zipfile.ZipFile(v4 / "images" / f"images_{session}.zip", "w") as archive:
+            for i in range(n_images):
+                image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                archive.writestr(
+                    f"image{i + 1:04d}.png", imageio.imwrite("<bytes>", image, extension=".png")
+                )
+        rates = rng.poisson(3.0, (n_units, n_images, repeats or 1)).astype(np.float64)
+        folder = "responses_raw" if repeats else "responses_repeat_averaged"
+        np.save(v4 / folder / f"responses_{session}.npy", rates if repeats else rates[..., 0])
+
+
+def test_real_encoding_trains_three_encoders_per_session_and_compares_them(tmp_path):
+    _fake_cowley_v4(tmp_path)
+    doc = _run_json(
+        "real_encoding.py",
+        *("--root", str(tmp_path), "--size", "16", "--feature-size", "64"),
+        *("--layers", "conv1", "conv2", "--weights", "random", "--epochs", "1"),
+        *("--core-epochs", "1", "--batch-size", "8", "--val-fraction", "0.2"),
+    )
+    assert set(doc["sessions"]) == {"cowley_v4_000001", "cowley_v4_000002"}
+    assert doc["weights"] == ["random"] and "machine" in doc
+    for session in doc["sessions"].values():
+        assert set(session["encoders"]) == {"ln", "cnn", "pretrained_core"}
+        assert len(session["encoders"]["ln"]["per_unit_r"]) == 3
+        core = session["encoders"]["pretrained_core"]
+        assert core["layer"] == max(core["val_r"], key=core["val_r"].get)
+    assert "with_repeats" in doc["sessions"]["cowley_v4_000002"]["encoders"]["cnn"]
+    assert doc["paired_tests"]["best_other"] in ("ln", "cnn")
+    assert set(doc["paired_tests"]["pretrained_core vs ln"]) == {"sessions", "units"}
+
+
+def test_real_encoding_skips_cleanly_without_data(tmp_path):
+    doc = _run_json("real_encoding.py", "--root", str(tmp_path))
+    assert doc["sessions"] == {} and "skipped" in doc

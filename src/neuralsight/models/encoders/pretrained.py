@@ -129,7 +129,7 @@ class FeatureCache:
         for i, features in fresh.items():
             size = features.numel() * features.element_size()
             if self.used_bytes + size <= self.limit_bytes and keys[i] not in self.store:
-                self.store[keys[i]] = features.detach().cpu()
+                self.store[keys[i]] = features.detach().cpu().clone()
                 self.used_bytes += size
         rows = [fresh[i] if i in fresh else self.store[key] for i, key in enumerate(keys)]
         return torch.stack([row.to(images.device) for row in rows])
