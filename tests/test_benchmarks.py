@@ -300,3 +300,37 @@ def test_real_encoding_trains_three_encoders_per_session_and_compares_them(tmp_p
 def test_real_encoding_skips_cleanly_without_data(tmp_path):
     doc = _run_json("real_encoding.py", "--root", str(tmp_path))
     assert doc["sessions"] == {} and "skipped" in doc
+
+
+def test_real_data_runs_ridge_and_the_feature_decoder_on_validation_images(tmp_path):
+    """--validation scores 20% of the training images instead of the test images, and
+    --feature-option reaches the feature decoder."""
+    _fake_cowley_v4(tmp_path, n_images=40)
+    common = ("--root", str(tmp_path), "--size", "16", "--weights", "random")
+    prior = (
+        *("--prior-root", str(tmp_path / "prior"), "--prior-images", "18"),
+        *("--prior-epochs", "1", "--prior-low-res", "4"),
+    )
+    (tmp_path / "prior").mkdir()
+    for i in range(20):
+        image = np.full((16, 16, 3), 12 * i, dtype=np.uint8)
+        imageio.imwrite(tmp_path / "prior" / f"{i}.png", image)
+    runs = {
+        flag: _run_json(
+            "real_data.py",
+            *common,
+            *prior,
+            *("--sessions", "000001", "--models", "ridge", "feature", "--no-control"),
+            *("--feature-option", "thumbnail_strength=own", *flag),
+        )
+        for flag in ((), ("--validation",))
+    }
+    for flag, doc in runs.items():
+        entry = doc["cowley_v4_000001"]["feature"]
+        assert set(entry) == {"real", "setup"} and 0 <= entry["real"]["twoway_pixel"] <= 1
+        assert entry["setup"]["feature_options"] == {"thumbnail_strength": "own"}
+        assert entry["setup"]["scored_on"] == ("validation images" if flag else "test images")
+        assert doc["feature_prior"]["low_res"] == 4
+    test_images = runs[()]["cowley_v4_000001"]["ridge"]["setup"]["real_fit"]["test_images"]
+    scored = runs[("--validation",)]["cowley_v4_000001"]["ridge"]["setup"]["real_fit"]
+    assert (test_images, scored["test_images"]) == (8, 6)

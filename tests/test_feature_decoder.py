@@ -156,3 +156,36 @@ def test_the_v4_config_fits_through_the_command_line(prior_path, tmp_path):
     (checkpoint,) = run.rglob("last.ckpt")
     model = FeatureDecoder.load_from_checkpoint(checkpoint, weights_only=True)
     assert np.isfinite(float(model.alpha)) and model.low_res == 0
+
+
+def test_one_strength_per_output_solves_each_output_at_its_own_strength():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(size=(200, 4)))
+    y = x @ torch.from_numpy(rng.normal(size=(4, 3))) + torch.from_numpy(rng.normal(size=(200, 3)))
+    solver = RidgeSolver([0.1, 10.0, 1e3])
+    solver.add(x, y)
+    solver.solve()
+    mixed, _ = solver.weights(torch.tensor([0.1, 10.0, 1e3], dtype=torch.float64))
+    for column, alpha in enumerate((0.1, 10.0, 1e3)):
+        assert torch.allclose(mixed[:, column], solver.weights(alpha)[0][:, column])
+    solver.score(x[:50], y[:50])
+    every = [solver.best_alpha(slice(k, k + 1)) for k in range(3)]
+    assert solver.best_alpha() in every and solver.best_alpha(slice(0, 3)) == solver.best_alpha()
+
+
+def test_the_thumbnail_gets_its_own_strength_when_asked(tmp_path):
+    folder = tmp_path / "prior"
+    train_feature_prior(scenes(64, seed=1), epochs=1, low_res=4, out_dir=folder, **PRIOR)
+    prior = str(folder / "checkpoints" / "feature_prior.ckpt")
+    ds = linear_recording()
+    for strength in ("own", "shared"):
+        dm = NeuralDataModule(dataset=ds, batch_size=50, seed=0)
+        model = FeatureDecoder(
+            dm.n_inputs, dm.image_shape, prior=prior, thumbnail_strength=strength
+        )
+        fit(model, dm, max_epochs=1, progress=False, accelerator="cpu")
+        own = model.solver.best_alpha(slice(model.n_features, None))
+        expected = own if strength == "own" else model.solver.best_alpha(slice(0, model.n_features))
+        assert float(model.thumbnail_alpha) == expected
+    with pytest.raises(ValueError, match="thumbnail_strength must be"):
+        FeatureDecoder(N_UNITS, (1, SIZE, SIZE), prior=prior, thumbnail_strength="mine")

@@ -33,6 +33,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -270,11 +271,19 @@ class FeatureDecoder(RidgeDecoder):
         190923 (33 neurons) matching the variance raised held-out two-way identification
         of the predicted conv5 features from 0.64 to 0.90, and of the generated images
         from 0.62 to 0.70 (AlexNet conv5) and 0.63 to 0.72 (pixels).
+    match_thumbnail_variance
+        The same for the thumbnail's pixels, where the prior reads one.
+    thumbnail_strength
+        ``"own"``: the thumbnail's ridge strength is chosen on its own validation error
+        (stored in ``thumbnail_alpha``); ``"shared"``: the features' strength serves both.
+        The features' strength is always chosen on the features' validation error.
 
     Examples
     --------
     >>> model = FeatureDecoder(33, (3, 32, 32), prior="prior.ckpt")  # doctest: +SKIP
     """
+
+    thumbnail_alpha: torch.Tensor
 
     def __init__(
         self,
@@ -284,10 +293,19 @@ class FeatureDecoder(RidgeDecoder):
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         scaling: Scaling = "zscore",
         match_variance: bool = True,
+        match_thumbnail_variance: bool = True,
+        thumbnail_strength: Literal["own", "shared"] = "shared",
     ) -> None:
         super().__init__(n_inputs, image_shape, alphas, scaling)
+        if thumbnail_strength not in ("own", "shared"):
+            raise ValueError(
+                f"thumbnail_strength must be 'own' or 'shared', found {thumbnail_strength!r}"
+            )
         self.save_hyperparameters()
         self.match_variance = bool(match_variance)
+        self.match_thumbnail_variance = bool(match_thumbnail_variance)
+        self.thumbnail_strength = thumbnail_strength
+        self.register_buffer("thumbnail_alpha", torch.tensor(float("nan"), dtype=torch.float64))
         loaded = load_feature_prior(prior)
         hp = loaded.hparams
         if tuple(hp["image_shape"]) != self.image_shape:
@@ -301,8 +319,9 @@ class FeatureDecoder(RidgeDecoder):
         self.feature_provenance = str(hp["weights_provenance"])
         self.feature_size = int(hp["feature_size"])
         self.low_res = int(hp.get("low_res", 0))
+        self.n_features = math.prod(hp["in_shape"])
         thumbnail = self.image_shape[0] * self.low_res**2
-        self.linear = nn.Linear(self.n_inputs, math.prod(hp["in_shape"]) + thumbnail)
+        self.linear = nn.Linear(self.n_inputs, self.n_features + thumbnail)
         nn.init.zeros_(self.linear.weight)
         self._extractor: AlexNetFeatures | None = None
 
@@ -322,6 +341,23 @@ class FeatureDecoder(RidgeDecoder):
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         """Scaled responses -> predicted features -> the generator's images."""
         return self.inverter(self.linear(features))
+
+    def _set_weights(self, alpha: float) -> None:
+        """The solution at the features' strength (chosen on the features' validation
+        error) and the thumbnail's (its own, or the same), variance matched per part."""
+        features, thumbnail = slice(0, self.n_features), slice(self.n_features, None)
+        alphas = torch.full(
+            (self.linear.out_features,), self.solver.best_alpha(features), dtype=torch.float64
+        )
+        if self.low_res and self.thumbnail_strength == "own":
+            alphas[thumbnail] = self.solver.best_alpha(thumbnail)
+        matched = torch.full((self.linear.out_features,), self.match_variance)
+        matched[thumbnail] = self.match_thumbnail_variance
+        weights, bias = self.solver.weights(alphas, matched)
+        self.linear.weight.data.copy_(weights.T.float())
+        self.linear.bias.data.copy_(bias.float())
+        self.alpha.fill_(float(alphas[0]))
+        self.thumbnail_alpha.fill_(float(alphas[-1]) if self.low_res else float("nan"))
 
     def on_fit_end(self) -> None:
         """Let go of the AlexNet that read the targets: decoding never needs it, and

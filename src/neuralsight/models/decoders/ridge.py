@@ -43,6 +43,7 @@ class RidgeSolver:
         self._sums: list[torch.Tensor] | None = None
         self._solution: dict[str, torch.Tensor] | None = None
         self.sse = torch.zeros_like(self.alphas)
+        self.sse_per_output: torch.Tensor | None = None
         self.n_scored = 0
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -76,6 +77,7 @@ class RidgeSolver:
             "var_y": (yy / self.n - mean_y**2).clamp_min(0),
         }
         self.sse.zero_()
+        self.sse_per_output = None
         self.n_scored = 0
 
     def _solved(self) -> dict[str, torch.Tensor]:
@@ -84,41 +86,53 @@ class RidgeSolver:
         return self._solution
 
     def score(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Add the squared error of every strength on a held-out batch."""
+        """Add the squared error of every strength on a held-out batch, per output too."""
         s = self._solved()
         z = (x.double() - s["mean_x"]) @ s["eigvecs"]
         target = y.double() - s["mean_y"]
+        if self.sse_per_output is None:
+            self.sse_per_output = torch.zeros(
+                len(self.alphas), target.shape[1], dtype=torch.float64
+            )
         for k, alpha in enumerate(self.alphas):
             pred = (z / (s["eigvals"] + alpha)) @ s["projected"]
-            self.sse[k] += ((pred - target) ** 2).sum()
+            self.sse_per_output[k] += ((pred - target) ** 2).sum(0)
+        self.sse = self.sse_per_output.sum(1)
         self.n_scored += target.numel()
 
-    def best_alpha(self) -> float:
-        """The strength with the lowest held-out error (the grid's middle if none was scored)."""
-        if self.n_scored == 0:
+    def best_alpha(self, outputs: slice = slice(None)) -> float:
+        """The strength with the lowest held-out error over ``outputs`` (all by default).
+
+        The grid's middle if nothing was scored.
+        """
+        if self.n_scored == 0 or self.sse_per_output is None:
             return float(self.alphas[len(self.alphas) // 2])
-        return float(self.alphas[int(torch.argmin(self.sse))])
+        return float(self.alphas[int(torch.argmin(self.sse_per_output[:, outputs].sum(1)))])
 
     def weights(
-        self, alpha: float, match_variance: bool = False
+        self, alpha: float | torch.Tensor, match_variance: bool | torch.Tensor = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weights [n_in, n_out], bias [n_out])`` for strength ``alpha``.
 
-        ``match_variance`` scales each output's weights so that its predictions on the
-        training inputs have the variance of its training targets (ridge shrinks them
-        towards the mean; outputs predicted as constant stay so).
+        ``alpha`` is one strength or one per output (``[n_out]``). ``match_variance``
+        (True, or a boolean mask ``[n_out]`` of the outputs it applies to) scales each
+        output's weights so that its predictions on the training inputs have the variance
+        of its training targets (ridge shrinks them towards the mean; outputs predicted as
+        constant stay so).
         """
         s = self._solved()
-        weights = s["eigvecs"] @ (s["projected"] / (s["eigvals"] + alpha)[:, None])
-        if match_variance:
-            weights = weights * self._variance_gain(alpha)
+        alphas = torch.as_tensor(alpha, dtype=torch.float64).expand(s["projected"].shape[1])
+        weights = s["eigvecs"] @ (s["projected"] / (s["eigvals"][:, None] + alphas[None, :]))
+        if isinstance(match_variance, torch.Tensor) or match_variance:
+            gain = self._variance_gain(alphas)
+            weights = weights * torch.where(torch.as_tensor(match_variance), gain, 1.0)
         return weights, s["mean_y"] - s["mean_x"] @ weights
 
-    def _variance_gain(self, alpha: float) -> torch.Tensor:
+    def _variance_gain(self, alphas: torch.Tensor) -> torch.Tensor:
         """Per output: SD of the training targets over SD of the training predictions."""
         s = self._solved()
-        shrink = s["eigvals"] / (s["eigvals"] + alpha) ** 2
-        var_pred = (shrink[:, None] * s["projected"] ** 2).sum(0) / self.n
+        shrink = s["eigvals"][:, None] / (s["eigvals"][:, None] + alphas[None, :]) ** 2
+        var_pred = (shrink * s["projected"] ** 2).sum(0) / self.n
         predicted = var_pred > 1e-12 * float(var_pred.max().clamp_min(1e-300))
         gain = torch.ones_like(var_pred)
         gain[predicted] = (s["var_y"][predicted] / var_pred[predicted]).sqrt()
