@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from neuralsight.data import NeuralDataModule, NeuralDataset
+from neuralsight.lightning_cli import NeuralSightCLI
 from neuralsight.metrics.encoding import per_unit_correlation
 from neuralsight.models import ENCODERS
 from neuralsight.models.encoders import (
@@ -221,3 +222,21 @@ def test_mei_arguments_are_checked(arguments, message):
     model = LNEncoder(n_inputs=2, image_shape=(1, 8, 8))
     with pytest.raises(ValueError, match=message):
         most_exciting_input(model, **({"unit": 0} | arguments))
+
+
+def test_the_v4_config_builds_a_factorised_encoder_through_the_command_line(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 3, SIZE, SIZE), dtype=np.float32)
+    responses = rng.poisson(2.0, (12, 5)).astype(np.float32)
+    path = NeuralDataset.from_arrays(responses, images).save(tmp_path / "v4.h5")
+    overrides = ["--data.path", str(path), "--model.init_args.weights", "random"]
+    cli = NeuralSightCLI(
+        model_class=L.LightningModule,
+        datamodule_class=NeuralDataModule,
+        subclass_mode_model=True,
+        args=["--config", "configs/encoder_pretrained_core_v4.yaml", *overrides],
+        run=False,
+    )
+    assert isinstance(cli.model, PretrainedCoreEncoder)
+    assert (cli.model.hparams["readout"], cli.model.hparams["layer"]) == ("factorised", "conv2")
+    assert cli.model.n_units == 5
