@@ -36,6 +36,14 @@ def prior_path(tmp_path_factory):
     return folder / "checkpoints" / "feature_prior.ckpt"
 
 
+@pytest.fixture(scope="module")
+def thumbnail_prior_path(tmp_path_factory):
+    """The same prior, also reading a 4x4 thumbnail."""
+    folder = tmp_path_factory.mktemp("thumbnail_prior")
+    train_feature_prior(scenes(400, seed=1), epochs=8, low_res=4, out_dir=folder, **PRIOR)
+    return folder / "checkpoints" / "feature_prior.ckpt"
+
+
 def linear_recording(n: int = 300) -> NeuralDataset:
     """Responses that are a noisy linear readout of the pixels, 50 of ``n`` images held out."""
     rng = np.random.default_rng(0)
@@ -66,12 +74,14 @@ def test_prior_inverts_features_better_than_the_mean_image(prior_path):
     assert ((inverted - held_out) ** 2).mean() < 0.8 * held_out.var()
 
 
-def test_feature_decoder_beats_its_shuffle_control(prior_path):
+@pytest.mark.parametrize("prior", ["prior_path", "thumbnail_prior_path"])
+def test_feature_decoder_beats_its_shuffle_control(prior, request):
     ds = linear_recording()
     errors = {}
     for control in ("none", "shuffle"):
         dm = NeuralDataModule(dataset=ds, batch_size=50, control=control, seed=0)
-        model = FeatureDecoder(dm.n_inputs, dm.image_shape, prior=str(prior_path))
+        path = request.getfixturevalue(prior)
+        model = FeatureDecoder(dm.n_inputs, dm.image_shape, prior=str(path))
         fit(model, dm, max_epochs=1, progress=False, accelerator="cpu")
         test = ds.trials("test")
         errors[control] = float(((model.reconstruct(ds) - ds.stimuli[test]) ** 2).mean())
@@ -89,14 +99,13 @@ def test_the_thumbnail_is_the_area_mean_of_the_image():
     assert torch.allclose(thumbnails[:, :, 1, 2], images[:, :, 4:8, 8:12].mean((-2, -1)))
 
 
-def test_a_prior_with_a_thumbnail_keeps_the_layout_that_features_alone_lose(prior_path):
+def test_a_prior_with_a_thumbnail_keeps_the_layout_that_features_alone_lose(
+    prior_path, thumbnail_prior_path
+):
     """Trained the same way, the prior that also reads a 4x4 thumbnail inverts held-out
     scenes with a lower pixel error than the one that reads conv5 features alone."""
     held_out = scenes(64, seed=3)
-    priors = {
-        0: load_feature_prior(prior_path),
-        4: train_feature_prior(scenes(400, seed=1), epochs=8, low_res=4, **PRIOR),
-    }
+    priors = {0: load_feature_prior(prior_path), 4: load_feature_prior(thumbnail_prior_path)}
     errors = {}
     for low_res, prior in priors.items():
         inputs = prior_targets(alexnet_features("random", "conv5", 64), held_out, low_res)
@@ -173,10 +182,8 @@ def test_one_strength_per_output_solves_each_output_at_its_own_strength():
     assert solver.best_alpha() in every and solver.best_alpha(slice(0, 3)) == solver.best_alpha()
 
 
-def test_the_thumbnail_gets_its_own_strength_when_asked(tmp_path):
-    folder = tmp_path / "prior"
-    train_feature_prior(scenes(64, seed=1), epochs=1, low_res=4, out_dir=folder, **PRIOR)
-    prior = str(folder / "checkpoints" / "feature_prior.ckpt")
+def test_the_thumbnail_gets_its_own_strength_when_asked(thumbnail_prior_path):
+    prior = str(thumbnail_prior_path)
     ds = linear_recording()
     for strength in ("own", "shared"):
         dm = NeuralDataModule(dataset=ds, batch_size=50, seed=0)
