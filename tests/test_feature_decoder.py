@@ -19,7 +19,7 @@ from neuralsight.models.decoders.feature import (
     prior_targets,
 )
 from neuralsight.models.decoders.ridge import RidgeSolver
-from neuralsight.train import fit, train_feature_prior
+from neuralsight.train import fit, recorded_weights_source, train_feature_prior
 
 SIZE, N_UNITS = 16, 40
 PRIOR = {"weights": "random", "feature_size": 64, "width": 16, "progress": False}
@@ -196,3 +196,18 @@ def test_the_thumbnail_gets_its_own_strength_when_asked(thumbnail_prior_path):
         assert float(model.thumbnail_alpha) == expected
     with pytest.raises(ValueError, match="thumbnail_strength must be"):
         FeatureDecoder(N_UNITS, (1, SIZE, SIZE), prior=prior, thumbnail_strength="mine")
+
+
+def test_the_prior_records_a_weights_folder_by_its_absolute_path(tmp_path, monkeypatch):
+    """A decoder fitted from another folder must find the weights the prior was trained on."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    table = [("weights", str(tmp_path / "weights")), ("random", "random"), ("auto", "auto")]
+    for given, recorded in table:
+        assert recorded_weights_source(given) == recorded
+
+
+def test_the_decoder_can_read_the_weights_from_elsewhere(prior_path):
+    model = FeatureDecoder(N_UNITS, (1, SIZE, SIZE), prior=str(prior_path), weights="random")
+    targets = model.targets(torch.rand(2, 1, SIZE, SIZE))
+    assert model.feature_weights == "random" and targets.shape == (2, 256 * 3 * 3)

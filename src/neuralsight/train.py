@@ -223,6 +223,20 @@ def fit(
     return model.eval()
 
 
+def recorded_weights_source(weights: str | os.PathLike | None) -> str:
+    """``weights`` as a checkpoint records it: a file or folder as its absolute path (so a
+    decoder run from another folder finds it), "auto", "imagenet" or "random" as they are.
+
+    Examples
+    --------
+    >>> recorded_weights_source("random"), Path(recorded_weights_source(".")).is_absolute()
+    ('random', True)
+    """
+    if weights is not None and Path(weights).exists():
+        return str(Path(weights).resolve())
+    return str(weights)
+
+
 def train_feature_prior(
     images: np.ndarray,
     layer: str = "conv5",
@@ -271,7 +285,7 @@ def train_feature_prior(
         width=width,
         scale=float(features[train, :n_features].std()) or 1.0,
         lr=lr,
-        weights=str(weights),
+        weights=recorded_weights_source(weights),
         weights_provenance=extractor.weights,
         feature_size=feature_size,
         low_res=low_res,

@@ -280,6 +280,10 @@ class FeatureDecoder(RidgeDecoder):
         Chosen on validation images of the ten Cowley V4 sessions (`real_data.py
         --validation`): "own" with matched thumbnail variance gave the highest pixel two-way
         identification (median 0.752, against 0.745 shared, 0.738 and 0.718 unmatched).
+    weights
+        Where the AlexNet weights of the targets are read from (`load_pretrained`'s
+        sources); ``None``: where the prior recorded it read them. Either way they must be
+        the weights the prior was trained on (their provenance is checked).
 
     Examples
     --------
@@ -298,6 +302,7 @@ class FeatureDecoder(RidgeDecoder):
         match_variance: bool = True,
         match_thumbnail_variance: bool = True,
         thumbnail_strength: Literal["own", "shared"] = "own",
+        weights: str | None = None,
     ) -> None:
         super().__init__(n_inputs, image_shape, alphas, scaling)
         if thumbnail_strength not in ("own", "shared"):
@@ -318,7 +323,7 @@ class FeatureDecoder(RidgeDecoder):
             )
         self.inverter = loaded.inverter.requires_grad_(False)
         self.layer = str(hp["layer"])
-        self.feature_weights = str(hp["weights"])
+        self.feature_weights = str(hp["weights"]) if weights is None else str(weights)
         self.feature_provenance = str(hp["weights_provenance"])
         self.feature_size = int(hp["feature_size"])
         self.low_res = int(hp.get("low_res", 0))
