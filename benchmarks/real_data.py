@@ -85,7 +85,7 @@ from neuralsight.data.sources import make_stimuli, resize_images
 from neuralsight.metrics import AlexNetFeatures, score_decoder
 from neuralsight.models.decoders import FLIG, SID, FeatureDecoder, RidgeDecoder
 from neuralsight.models.decoders.feature import load_feature_prior
-from neuralsight.train import fit, train_feature_prior
+from neuralsight.train import feature_prior_checkpoint, fit, train_feature_prior
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 ROOT = SHARED / "data" / "real"
@@ -246,7 +246,7 @@ def prepare_prior(args: argparse.Namespace, folder: Path) -> dict:
             out_dir=folder,
             progress=False,
         )
-        args.prior = folder / "checkpoints" / "feature_prior.ckpt"
+        args.prior = feature_prior_checkpoint(folder)
         seconds = round(time.perf_counter() - start, 1)
         trained = {"images": len(images), "root": str(args.prior_root), "seconds": seconds}
     else:

@@ -19,7 +19,12 @@ from neuralsight.models.decoders.feature import (
     prior_targets,
 )
 from neuralsight.models.decoders.ridge import RidgeSolver
-from neuralsight.train import fit, recorded_weights_source, train_feature_prior
+from neuralsight.train import (
+    feature_prior_checkpoint,
+    fit,
+    recorded_weights_source,
+    train_feature_prior,
+)
 
 SIZE, N_UNITS = 16, 40
 PRIOR = {"weights": "random", "feature_size": 64, "width": 16, "progress": False}
@@ -33,7 +38,7 @@ def scenes(n: int, seed: int) -> np.ndarray:
 def prior_path(tmp_path_factory):
     folder = tmp_path_factory.mktemp("prior")
     train_feature_prior(scenes(400, seed=1), epochs=8, out_dir=folder, **PRIOR)
-    return folder / "checkpoints" / "feature_prior.ckpt"
+    return feature_prior_checkpoint(folder)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def thumbnail_prior_path(tmp_path_factory):
     """The same prior, also reading a 4x4 thumbnail."""
     folder = tmp_path_factory.mktemp("thumbnail_prior")
     train_feature_prior(scenes(400, seed=1), epochs=8, low_res=4, out_dir=folder, **PRIOR)
-    return folder / "checkpoints" / "feature_prior.ckpt"
+    return feature_prior_checkpoint(folder)
 
 
 def linear_recording(n: int = 300) -> NeuralDataset:

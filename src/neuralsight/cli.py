@@ -247,7 +247,7 @@ def _add_prior(commands) -> None:
 
 def _run_prior(args) -> int:
     from neuralsight.data.sources import make_stimuli
-    from neuralsight.train import train_feature_prior
+    from neuralsight.train import feature_prior_checkpoint, train_feature_prior
 
     images = make_stimuli(
         args.source, args.n, args.size, args.channels, args.seed, args.split, args.root
@@ -262,7 +262,7 @@ def _run_prior(args) -> int:
         low_res=args.low_res,
         out_dir=args.out,
     )
-    checkpoint = Path(args.out) / "checkpoints" / "feature_prior.ckpt"
+    checkpoint = feature_prior_checkpoint(args.out)
     settings = {k: prior.hparams[k] for k in ("layer", "weights_provenance", "low_res")}
     print(json.dumps({"checkpoint": str(checkpoint), "images": len(images), **settings}))
     return 0

@@ -223,6 +223,21 @@ def fit(
     return model.eval()
 
 
+FEATURE_PRIOR = "feature_prior"
+"""The run name `train_feature_prior` gives its Trainer (logs and checkpoint)."""
+
+
+def feature_prior_checkpoint(out_dir: str | os.PathLike) -> Path:
+    """Where `train_feature_prior` with ``out_dir`` leaves the prior's checkpoint.
+
+    Examples
+    --------
+    >>> feature_prior_checkpoint("runs/prior").as_posix()
+    'runs/prior/checkpoints/feature_prior.ckpt'
+    """
+    return Path(out_dir) / "checkpoints" / f"{FEATURE_PRIOR}.ckpt"
+
+
 def recorded_weights_source(weights: str | os.PathLike | None) -> str:
     """``weights`` as a checkpoint records it: a file or folder as its absolute path (so a
     decoder run from another folder finds it), "auto", "imagenet" or "random" as they are.
@@ -257,7 +272,7 @@ def train_feature_prior(
     The AlexNet ``layer`` features (and, with ``low_res > 0``, the images'
     ``low_res x low_res`` thumbnails: `prior_targets`) are computed once; ``val_fraction`` of
     the images (seeded) are held out and scored each epoch (``val_loss``). With ``out_dir`` the
-    checkpoint is ``out_dir/checkpoints/feature_prior.ckpt`` (`neuralsight.train.make_trainer`).
+    checkpoint is `feature_prior_checkpoint` of it (`neuralsight.train.make_trainer`).
 
     Examples
     --------
@@ -272,7 +287,8 @@ def train_feature_prior(
         raise ValueError(f"images must be [N >= 2, C, H, W], found shape {tuple(images.shape)}")
     extractor = alexnet_features(weights, layer, feature_size)
     features = prior_targets(extractor, images, low_res)
-    n_features = math.prod(feature_shape(extractor))
+    in_shape = feature_shape(extractor)
+    n_features = math.prod(in_shape)
     L.seed_everything(seed, verbose=False)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(val_fraction * len(images))) if val_fraction > 0 else 0
@@ -280,7 +296,7 @@ def train_feature_prior(
     pixels = torch.from_numpy(images)
     prior = FeaturePrior(
         layer,
-        feature_shape(extractor),
+        in_shape,
         images.shape[1:],
         width=width,
         scale=float(features[train, :n_features].std()) or 1.0,
@@ -296,6 +312,6 @@ def train_feature_prior(
     val_loader = (
         DataLoader(TensorDataset(features[val], pixels[val]), batch_size=256) if n_val else None
     )
-    trainer = make_trainer(epochs, out_dir, "feature_prior", progress)
+    trainer = make_trainer(epochs, out_dir, FEATURE_PRIOR, progress)
     trainer.fit(prior, loader, val_loader)
     return prior.eval()

@@ -361,10 +361,7 @@ class FeatureDecoder(RidgeDecoder):
             alphas[thumbnail] = self.solver.best_alpha(thumbnail)
         matched = torch.full((self.linear.out_features,), self.match_variance)
         matched[thumbnail] = self.match_thumbnail_variance
-        weights, bias = self.solver.weights(alphas, matched)
-        self.linear.weight.data.copy_(weights.T.float())
-        self.linear.bias.data.copy_(bias.float())
-        self.alpha.fill_(float(alphas[0]))
+        self._load_solution(*self.solver.weights(alphas, matched), float(alphas[0]))
         self.thumbnail_alpha.fill_(float(alphas[-1]) if self.low_res else float("nan"))
 
     def on_fit_end(self) -> None:

@@ -42,9 +42,15 @@ class RidgeSolver:
         self.n = 0
         self._sums: list[torch.Tensor] | None = None
         self._solution: dict[str, torch.Tensor] | None = None
-        self.sse = torch.zeros_like(self.alphas)
         self.sse_per_output: torch.Tensor | None = None
         self.n_scored = 0
+
+    @property
+    def sse(self) -> torch.Tensor:
+        """Held-out squared error of every strength, summed over the outputs."""
+        if self.sse_per_output is None:
+            return torch.zeros_like(self.alphas)
+        return self.sse_per_output.sum(1)
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Accumulate a batch of inputs ``[B, n_in]`` and targets ``[B, n_out]``."""
@@ -76,7 +82,6 @@ class RidgeSolver:
             "mean_y": mean_y,
             "var_y": (yy / self.n - mean_y**2).clamp_min(0),
         }
-        self.sse.zero_()
         self.sse_per_output = None
         self.n_scored = 0
 
@@ -97,7 +102,6 @@ class RidgeSolver:
         for k, alpha in enumerate(self.alphas):
             pred = (z / (s["eigvals"] + alpha)) @ s["projected"]
             self.sse_per_output[k] += ((pred - target) ** 2).sum(0)
-        self.sse = self.sse_per_output.sum(1)
         self.n_scored += target.numel()
 
     def best_alpha(self, outputs: slice = slice(None)) -> float:
@@ -275,7 +279,10 @@ class RidgeDecoder(Decoder):
             )
 
     def _set_weights(self, alpha: float) -> None:
-        weights, bias = self.solver.weights(alpha, self.match_variance)
+        self._load_solution(*self.solver.weights(alpha, self.match_variance), alpha)
+
+    def _load_solution(self, weights: torch.Tensor, bias: torch.Tensor, alpha: float) -> None:
+        """Put a `RidgeSolver.weights` solution into the linear map; record its strength."""
         self.linear.weight.data.copy_(weights.T.float())
         self.linear.bias.data.copy_(bias.float())
         self.alpha.fill_(alpha)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from neuralsight.models.encoders.base import Encoder
 
@@ -31,7 +31,8 @@ from neuralsight.models.encoders.base import Encoder
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur ``[B, C, H, W]`` with a Gaussian of ``sigma`` pixels per channel (reflected edges).
 
-    ``sigma <= 0`` returns the images unchanged.
+    torchvision's ``gaussian_blur``, its kernel 3 sigma wide on each side but no wider than
+    reflection allows. ``sigma <= 0`` returns the images unchanged.
 
     Examples
     --------
@@ -44,13 +45,8 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return images
     radius = min(int(np.ceil(3 * sigma)), (min(images.shape[-2:]) - 1) // 2)
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    channels = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+    size = 2 * radius + 1
+    return TF.gaussian_blur(images, [size, size], [sigma, sigma])
 
 
 def _project(image: torch.Tensor, mean: float, norm: float, rounds: int = 5) -> torch.Tensor:
