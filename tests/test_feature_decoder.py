@@ -143,6 +143,9 @@ def test_prior_refuses_too_few_images_and_unknown_layers():
         train_feature_prior(np.zeros((1, 1, 16, 16), np.float32), **PRIOR)
     with pytest.raises(ValueError, match="layer must be one of"):
         train_feature_prior(scenes(4, seed=0), layer="fc7", **PRIOR)
+    for low_res in (-2, SIZE + 1):
+        with pytest.raises(ValueError, match=f"low_res must be 0 .* found {low_res}"):
+            train_feature_prior(scenes(4, seed=0), low_res=low_res, **PRIOR)
 
 
 def test_matched_variance_gives_predictions_the_targets_variance():

@@ -285,6 +285,11 @@ def train_feature_prior(
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or len(images) < 2:
         raise ValueError(f"images must be [N >= 2, C, H, W], found shape {tuple(images.shape)}")
+    if not 0 <= low_res <= min(images.shape[2:]):
+        raise ValueError(
+            f"low_res must be 0 (no thumbnail) or a side up to the images' "
+            f"{min(images.shape[2:])} pixels, found {low_res}"
+        )
     extractor = alexnet_features(weights, layer, feature_size)
     features = prior_targets(extractor, images, low_res)
     in_shape = feature_shape(extractor)
