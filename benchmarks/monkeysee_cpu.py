@@ -84,6 +84,7 @@ import lightning as L
 import torch
 
 from machine import describe_run, print_document
+from neuralsight.analysis.ablation import run_ablation
 from neuralsight.analysis.conditions import feature_extractor, write_conditions
 from neuralsight.analysis.fields import field_coverage, field_summary, model_fields, run_fields
 from neuralsight.analysis.occlusion import evaluate_occlusion
@@ -313,6 +314,29 @@ def single_area_results(
     }
 
 
+def ablation_results(
+    dataset: NeuralDataset, args: argparse.Namespace, vgg_weights: str, out: Path
+) -> dict[str, Any]:
+    """The ``--ablation-model`` with all loss terms, then with each switched off in turn.
+
+    `run_ablation` trains and scores them and writes their reconstruction grid and report
+    under ``out/ablation``; the block is its metrics table, one row per condition.
+    """
+    folder = out / "ablation"
+    run_ablation(
+        dataset,
+        training(args, args.ablation_model, vgg_weights),
+        folder,
+        weights=args.alexnet_weights,
+        feature_size=args.feature_size,
+        progress=False,
+    )
+    return {
+        "model": args.ablation_model,
+        "conditions": json.loads((folder / "metrics.json").read_text()),
+    }
+
+
 def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Simulate, train, score, read the learned fields and occlude; the ``results`` block.
 
@@ -370,6 +394,9 @@ def run(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> dict[s
     if args.single_area:
         _log(f"training single-area models: {args.single_area}")
         results["single_area"] = single_area_results(dataset, args, vgg_weights, out)
+    if args.ablation_model:
+        _log(f"training the {args.ablation_model} model's loss ablations")
+        results["ablation"] = ablation_results(dataset, args, vgg_weights, out)
     return results
 
 
@@ -447,6 +474,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     parser.add_argument(
         "--single-area-model", choices=MAPPINGS, default="spatial", help="their mapping"
+    )
+    parser.add_argument(
+        "--ablation-model",
+        choices=MAPPINGS,
+        default=None,
+        help="also train this mapping with each loss term switched off in turn (ablation grid)",
     )
     parser.add_argument("--vgg-weights", default="auto", help="VGG19 weights of the loss")
     parser.add_argument("--alexnet-weights", default="auto", help="AlexNet weights of metrics")

@@ -183,12 +183,13 @@ def test_monkeysee_cpu_scores_every_model_and_lists_the_failed_checks(tmp_path):
     assert doc["machine"]["device"] == "cpu"
 
 
-def test_monkeysee_cpu_occludes_time_windows_and_trains_single_area_models(tmp_path):
+def test_monkeysee_cpu_occludes_time_windows_and_trains_single_area_and_ablated_models(tmp_path):
     doc = _run_json(
         "monkeysee_cpu.py",
         *("--source", "deadleaves", "--n-train", "48", "--n-test", "4", "--repeats-test", "2"),
         *("--electrodes", "4", "--epochs", "1", "--base-channels", "4", "--feature-size", "64"),
         *("--mode", "timecourse", "--models", "spatiotemporal", "--single-area", "V1", "IT"),
+        *("--ablation-model", "dense", "--adversarial-weight", "0.01"),
         *("--threads", "1", "--out", str(tmp_path)),
     )
     results = doc["results"]
@@ -204,6 +205,11 @@ def test_monkeysee_cpu_occludes_time_windows_and_trains_single_area_models(tmp_p
     for figure in ("colourfulness.png", "alexnet_layers.png", "report.html"):
         assert (tmp_path / "single_area" / figure).is_file()
     assert (tmp_path / "occlusion_spatiotemporal_window" / "report.html").is_file()
+    ablation = results["ablation"]
+    assert ablation["model"] == "dense"
+    assert set(ablation["conditions"]) == {"full", "no adversarial", "no pixel"}
+    assert all(0 < row["mse"] for row in ablation["conditions"].values())
+    assert (tmp_path / "ablation" / "report.html").is_file()
 
 
 def test_monkeysee_cpu_refuses_ridge_on_time_bins():
