@@ -28,6 +28,16 @@ are trained on the training split, 10% of its images held out for validation:
   ``--prior-images`` Caltech-101 training photographs, none of them a V4 stimulus, with an
   ``--prior-low-res`` thumbnail beside the features), then its generator; colour data sets
   only (the fMRI sets are skipped);
+- ``inversion``: `EncoderInversionDecoder`, the feature model's estimate moved by
+  gradient steps through the prior's generator until the session's `PretrainedCoreEncoder`
+  (`train_encoder`, `ENCODER_SETTINGS`, trained on the same pairs under the same control)
+  predicts the recorded responses; ``--inversion-option KEY=VALUE`` sets its keyword
+  arguments (``steps``, ``lr``, ``anchor_weight``; its ``--feature-option`` too);
+- ``mei``: `MonkeySee` with the ``"mei"`` mapping (`MEI_SETTINGS`): the MEIs of the
+  session's encoder (`train_encoder`, under the same control) read in each unit's
+  response, a U-Net generator trained ``--mei-epochs`` epochs on negative log SSIM and a
+  least-squares adversarial term, as MEIcoder; ``--mei-option KEY=VALUE`` overrides; V4
+  only (`MEI_MAX_UNITS`);
 - ``flig``: `FLIG`, the bidirectional flow, with ``configs/flig_retina.yaml``'s choices
   (`FLIG_SETTINGS`: the CAE's PCA start of the session's own training images, the flow
   from its ridge start, 4 epochs at flow lr 1e-5).
@@ -83,18 +93,47 @@ from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import fmri69, npz
 from neuralsight.data.sources import make_stimuli, resize_images
 from neuralsight.metrics import AlexNetFeatures, score_decoder
-from neuralsight.models.decoders import FLIG, SID, FeatureDecoder, RidgeDecoder
+from neuralsight.models.decoders import (
+    FLIG,
+    SID,
+    EncoderInversionDecoder,
+    FeatureDecoder,
+    MonkeySee,
+    RidgeDecoder,
+)
 from neuralsight.models.decoders.feature import load_feature_prior
+from neuralsight.models.encoders import PretrainedCoreEncoder
 from neuralsight.train import feature_prior_checkpoint, fit, train_feature_prior
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 ROOT = SHARED / "data" / "real"
 WEIGHTS = SHARED / "weights"
 PRIOR_IMAGES = SHARED / "data" / "images" / "caltech101"
-MODELS = ("ridge", "sid", "feature", "flig")
+MODELS = ("ridge", "sid", "feature", "flig", "inversion", "mei")
+PRIOR_MODELS = ("feature", "inversion")
+"""The models that read the feature prior."""
 FLIG_SETTINGS = {"n_features": 256, "cae_epochs": 0, "flow_lr": 1e-5}
 """``configs/flig_retina.yaml``'s choices (PCA start kept, slow flow), trained 4 epochs."""
 FLIG_EPOCHS = 4
+ENCODER_SETTINGS = {"layer": "conv2", "feature_size": 112, "readout": "factorised"}
+"""The encoder the encoder-based decoders read: ``configs/encoder_pretrained_core_v4.yaml``'s
+choices (made on validation images by ``benchmarks/real_encoding.py``)."""
+ENCODER_EPOCHS = 20
+MEI_SETTINGS = {
+    "mapping": "mei",
+    "feature_weight": 0.0,
+    "pixel_weight": 0.0,
+    "ssim_weight": 1.0,
+    "adversarial_weight": 0.01,
+    "adversarial_loss": "least_squares",
+    "base_channels": 32,
+    "discriminator_channels": 32,
+    "lr": 1e-3,
+}
+"""The MEI decoder's losses (MEIcoder's: SSIM and a least-squares GAN, no VGG term) and size."""
+MEI_MAX_UNITS = 256
+"""The MEI decoder runs on the V4 sessions (24-70 units); the fMRI sets' thousands of voxels
+would each need an MEI and a read-in map."""
 PAIRED_METRICS = ("ssim", "pixcorr", "twoway_pixel", "twoway_conv2", "twoway_conv5")
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 LOWER_IS_BETTER = ("mse",)
@@ -298,6 +337,30 @@ def paired_tests(doc: dict, rival: str = "ridge") -> dict:
     return tests
 
 
+def train_encoder(dm: NeuralDataModule, args: argparse.Namespace, folder: Path) -> Path:
+    """The session's `PretrainedCoreEncoder` trained on ``dm``'s training pairs; its checkpoint.
+
+    Under ``dm``'s control: with shuffled pairs the encoder learns the shuffled pairing, so
+    the decoders built on it get no information the control denies them.
+    """
+    if args.weights == "none":
+        raise SystemExit("the encoder-based decoders need AlexNet weights (--weights)")
+    L.seed_everything(args.seed, verbose=False)
+    encoder = PretrainedCoreEncoder(
+        dm.n_inputs, dm.image_shape, weights=args.weights, seed=args.seed, **ENCODER_SETTINGS
+    )
+    fit(
+        encoder,
+        dm,
+        max_epochs=ENCODER_EPOCHS,
+        out_dir=folder,
+        name="encoder",
+        progress=False,
+        accelerator="cpu",
+    )
+    return folder / "checkpoints" / "encoder.ckpt"
+
+
 def train_and_score(
     name: str,
     ds: NeuralDataset,
@@ -308,12 +371,30 @@ def train_and_score(
     """Train decoder ``name`` (one of `MODELS`) under ``control``; scores and setup."""
     L.seed_everything(args.seed, verbose=False)
     dm = NeuralDataModule(dataset=ds, batch_size=args.batch_size, control=control, seed=args.seed)
+    encoder_seconds = None
+    scratch = tempfile.TemporaryDirectory(prefix="real_data_encoder_")
     if name == "ridge":
         model, epochs = RidgeDecoder(dm.n_inputs, dm.image_shape), 1
     elif name == "feature":
         options = dict(args.feature_option)
         model = FeatureDecoder(dm.n_inputs, dm.image_shape, prior=str(args.prior), **options)
         epochs = 1
+    elif name == "inversion":
+        start = time.perf_counter()
+        options = dict(args.feature_option) | dict(args.inversion_option)
+        with tempfile.TemporaryDirectory(prefix="inversion_encoder_") as folder:
+            encoder = train_encoder(dm, args, Path(folder))
+            model = EncoderInversionDecoder(
+                dm.n_inputs, dm.image_shape, prior=str(args.prior), encoder=str(encoder), **options
+            )
+        encoder_seconds = time.perf_counter() - start
+        epochs = 1
+    elif name == "mei":
+        start = time.perf_counter()
+        encoder = train_encoder(dm, args, Path(scratch.name))
+        options = MEI_SETTINGS | {"rf_seed": args.seed} | dict(args.mei_option)
+        model = MonkeySee(dm.n_inputs, dm.image_shape, mei_encoder=str(encoder), **options)
+        encoder_seconds, epochs = time.perf_counter() - start, args.mei_epochs
     elif name == "flig":
         model, epochs = FLIG(dm.n_inputs, dm.image_shape, **FLIG_SETTINGS), FLIG_EPOCHS
     else:
@@ -322,6 +403,7 @@ def train_and_score(
     start = time.perf_counter()
     clip = {"gradient_clip_val": 1.0} if name == "flig" else {}
     fit(model, dm, max_epochs=epochs, progress=False, accelerator="cpu", **clip)
+    scratch.cleanup()
     setup = {
         "epochs": epochs,
         "train_items": len(dm.train_set),
@@ -329,9 +411,13 @@ def train_and_score(
         "test_images": len(np.unique(ds.stimulus_id[ds.trials("test")])),
         "fit_seconds": time.perf_counter() - start,
     }
-    if name in ("ridge", "feature"):
+    if name in ("ridge", *PRIOR_MODELS):
         setup["alpha"] = float(model.alpha)
+    if encoder_seconds is not None:
+        setup["encoder_seconds"] = encoder_seconds
+    start = time.perf_counter()
     scores = score_decoder(model, ds, features=extractor or "pixels")
+    setup["score_seconds"] = time.perf_counter() - start
     metrics = {k: scores.image[k] for k in PIXEL_METRICS}
     features = scores.features or {}
     metrics |= {k: float(v) for k, v in features.items() if k.startswith(("corr_", "twoway_"))}
@@ -377,6 +463,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="a FeatureDecoder keyword argument, value parsed as YAML (repeatable)",
     )
     parser.add_argument(
+        "--inversion-option",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an EncoderInversionDecoder keyword argument (steps, lr, anchor_weight; repeatable)",
+    )
+    parser.add_argument("--mei-epochs", type=int, default=40, help="MEI decoder epochs")
+    parser.add_argument(
+        "--mei-option",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a MonkeySee keyword argument of the MEI decoder (repeatable)",
+    )
+    parser.add_argument(
         "--no-control", action="store_true", help="skip the shuffle control (for --validation)"
     )
     parser.add_argument(
@@ -385,6 +488,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="score on 20%% of the training images instead of the test images (for choices)",
     )
     return parser
+
+
+def skip_reason(model_name: str, ds: NeuralDataset, prior_shape: tuple) -> str | None:
+    """Why ``model_name`` does not run on ``ds`` (``None``: it runs).
+
+    Examples
+    --------
+    >>> ds = NeuralDataset.from_arrays(np.ones((2, 300), np.float32), np.zeros((2, 3, 4, 4), np.float32))
+    >>> skip_reason("mei", ds, (3, 4, 4)), skip_reason("ridge", ds, ())
+    ('300 units, one MEI each is too many', None)
+    """
+    if model_name in PRIOR_MODELS and ds.image_shape != prior_shape:
+        return f"no feature prior for images {ds.image_shape}"
+    if model_name == "mei" and ds.n_units > MEI_MAX_UNITS:
+        return f"{ds.n_units} units, one MEI each is too many"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -406,6 +525,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "seed": args.seed,
         "scored_on": "validation images" if args.validation else "test images",
         "feature_options": dict(args.feature_option),
+        "inversion_options": dict(args.inversion_option),
+        "mei_options": MEI_SETTINGS | dict(args.mei_option),
+        "mei_epochs": args.mei_epochs,
         "torch_num_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
@@ -413,15 +535,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     doc: dict = {}
     controls = [("none", "real")] + ([] if args.no_control else [("shuffle", "shuffled")])
     with tempfile.TemporaryDirectory(prefix="feature_prior_") as folder:
-        prior = prepare_prior(args, Path(folder)) if "feature" in args.models else {}
+        wanted = set(PRIOR_MODELS) & set(args.models)
+        prior = prepare_prior(args, Path(folder)) if wanted else {}
         prior_shape = tuple(prior.get("image_shape", ()))
         for dataset_name, load in find_datasets(args.root, args.sessions, args.size).items():
             _log(f"{dataset_name}: reading")
             ds = validation_view(load(), seed=args.seed) if args.validation else load()
             doc[dataset_name] = {}
             for model_name in args.models:
-                if model_name == "feature" and ds.image_shape != prior_shape:
-                    _log(f"{dataset_name}: no feature prior for images {ds.image_shape}, skipped")
+                reason = skip_reason(model_name, ds, prior_shape)
+                if reason:
+                    _log(f"{dataset_name}: {reason}, skipped")
                     continue
                 entry: dict = {}
                 for control, key in controls:

@@ -272,8 +272,11 @@ def test_ablation_conditions_switch_off_one_term_at_a_time():
         "adversarial_weight": 0.0,
         "feature_weight": 0.0,
         "pixel_weight": 0.5,
+        "ssim_weight": 0.0,
     }
     assert list(ablation_conditions({"adversarial_weight": 0, "feature_weight": 0})) == ["full"]
+    with_ssim = ablation_conditions({"adversarial_weight": 0, "ssim_weight": 1.0})
+    assert list(with_ssim) == ["full", "no feature", "no pixel", "no ssim"]
     with pytest.raises(ValueError, match="unknown loss term"):
         ablation_conditions({}, ["gan"])
 

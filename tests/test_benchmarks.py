@@ -309,8 +309,9 @@ def test_real_encoding_skips_cleanly_without_data(tmp_path):
 
 
 def test_real_data_runs_ridge_and_the_feature_decoder_on_validation_images(tmp_path):
-    """--validation scores 20% of the training images instead of the test images, and
-    --feature-option reaches the feature decoder."""
+    """--validation scores 20% of the training images instead of the test images,
+    --feature-option reaches the feature decoder, --inversion-option the inversion
+    decoder and --mei-option the MEI decoder, which run with their shuffle controls."""
     _fake_cowley_v4(tmp_path, n_images=40)
     common = ("--root", str(tmp_path), "--size", "16", "--weights", "random")
     prior = (
@@ -331,6 +332,26 @@ def test_real_data_runs_ridge_and_the_feature_decoder_on_validation_images(tmp_p
         )
         for flag in ((), ("--validation",))
     }
+    inversion = _run_json(
+        "real_data.py",
+        *common,
+        *prior,
+        *("--sessions", "000001", "--models", "inversion", "--validation"),
+        *("--inversion-option", "steps=2"),
+    )["cowley_v4_000001"]["inversion"]
+    mei = _run_json(
+        "real_data.py",
+        *common,
+        *("--sessions", "000001", "--models", "mei", "--validation", "--mei-epochs", "1"),
+        *("--mei-option", "depth=4", "--mei-option", "base_channels=4"),
+        *("--mei-option", "adversarial_weight=0", "--mei-option", "mei_steps=2"),
+    )["cowley_v4_000001"]["mei"]
+    assert mei["setup"]["mei_options"]["mapping"] == "mei"
+    assert set(mei) == {"real", "shuffled", "separation", "setup"}
+    assert mei["setup"]["shuffled_fit"]["encoder_seconds"] > 0
+    assert inversion["setup"]["inversion_options"] == {"steps": 2}
+    assert set(inversion) == {"real", "shuffled", "separation", "setup"}
+    assert inversion["setup"]["real_fit"]["encoder_seconds"] > 0
     for flag, doc in runs.items():
         entry = doc["cowley_v4_000001"]["feature"]
         assert set(entry) == {"real", "setup"} and 0 <= entry["real"]["twoway_pixel"] <= 1

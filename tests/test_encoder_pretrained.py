@@ -19,6 +19,7 @@ from neuralsight.models.encoders import (
     choose_layer,
     energy_centres,
     most_exciting_input,
+    most_exciting_inputs,
 )
 from neuralsight.train import fit
 
@@ -63,7 +64,7 @@ def toy_cells(n: int = 300, n_units: int = 6, seed: int = 0) -> tuple[NeuralData
 
 def mei_centres(encoder, n_units: int, **options) -> np.ndarray:
     """Energy centres ``[n_units, 2]`` (normalised) of each unit's MEI's contrast."""
-    meis = np.stack([most_exciting_input(encoder, u, **options) for u in range(n_units)])
+    meis = most_exciting_inputs(encoder, range(n_units), **options)
     return energy_centres(torch.as_tensor(((meis - 0.5) ** 2).sum(1)))
 
 
@@ -209,11 +210,22 @@ def test_meis_are_seeded_contrast_limited_and_excite_the_unit(build):
     assert responses[0, 1, 0] > responses[1, 1, 0]
 
 
+def test_meis_made_together_each_excite_their_own_unit_most():
+    torch.manual_seed(0)
+    model = random_ln(n_inputs=3, image_shape=(1, SIZE, SIZE))
+    meis = most_exciting_inputs(model, [2, 0], steps=30)
+    assert meis.shape == (2, 1, SIZE, SIZE)
+    with torch.no_grad():
+        responses = model(torch.as_tensor(meis))[:, :, 0]
+    assert responses[0, 2] > responses[1, 2] and responses[1, 0] > responses[0, 0]
+    np.testing.assert_allclose(meis[1], most_exciting_input(model, 0, steps=30, seed=1), atol=0.2)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"unit": 5}, "unit and time_bin must index the encoder's"),
-        ({"time_bin": 1}, "unit and time_bin must index"),
+        ({"unit": 5}, "units must index the encoder's 2 units, found \\[5\\]"),
+        ({"time_bin": 1}, "time_bin must index the encoder's 1 bins"),
         ({"contrast": 0.0}, "contrast > 0"),
         ({"steps": 0}, "steps >= 1"),
     ],

@@ -20,7 +20,7 @@ import yaml
 from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.models import DECODERS, ENCODERS
 from neuralsight.models.decoders import Decoder
-from neuralsight.train import train_feature_prior
+from neuralsight.train import fit, train_feature_prior
 
 N_UNITS, N_BINS, IMAGE_SHAPE = 6, 2, (1, 16, 16)
 CONFIGS = sorted(Path(__file__).parents[1].glob("configs/*.yaml"))
@@ -64,6 +64,7 @@ TINY = {
         "depth": 2,
     },
     "feature_ridge": {**SIZES, "prior": None},
+    "encoder_inversion": {**SIZES, "prior": None, "encoder": None, "steps": 2},
     "ln": {**SIZES, "n_bins": N_BINS},
     "cnn": {**SIZES, "n_bins": N_BINS, "channels": 4, "kernels": (5, 3)},
     "pretrained_core": {
@@ -109,9 +110,27 @@ def tiny_prior() -> str:
     return str(folder / "checkpoints" / "feature_prior.ckpt")
 
 
+@functools.cache
+def tiny_encoder() -> str:
+    """A `pretrained_core` encoder of `tiny_dataset` (random AlexNet, one epoch), made once."""
+    folder = Path(tempfile.mkdtemp(prefix="tiny_encoder_"))
+    encoder = ENCODERS.get("pretrained_core")(**TINY["pretrained_core"])
+    fit(
+        encoder,
+        NeuralDataModule(dataset=tiny_dataset(), batch_size=8),
+        max_epochs=1,
+        out_dir=folder,
+        name="encoder",
+        progress=False,
+        accelerator="cpu",
+    )
+    return str(folder / "checkpoints" / "encoder.ckpt")
+
+
 def build(kind: str, name: str) -> L.LightningModule:
     registry = DECODERS if kind == "decoder" else ENCODERS
     arguments = TINY[name] | ({"prior": tiny_prior()} if "prior" in TINY[name] else {})
+    arguments |= {"encoder": tiny_encoder()} if "encoder" in TINY[name] else {}
     torch.manual_seed(0)
     return registry.get(name)(**arguments)
 

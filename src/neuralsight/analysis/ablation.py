@@ -2,7 +2,8 @@
 
 A decoder's loss terms are its ``<term>_weight`` keyword arguments (`loss_terms`).
 MonkeySee's generator loss is ``adversarial_weight`` x adversarial + ``feature_weight`` x
-VGG19 features + ``pixel_weight`` x L1 (0.01, 1.0, 0.5 in the paper); FLIG weighs its
+VGG19 features + ``pixel_weight`` x L1 (0.01, 1.0, 0.5 in the paper) + ``ssim_weight`` x
+negative log SSIM (0 in the paper); FLIG weighs its
 reconstruction, latent and image terms the same way. `ablation_conditions` gives the full
 model and, for each term that is on, the model with that weight set to 0 (MonkeySee's
 ``"no adversarial"`` also drops the discriminator); `run_ablation` trains them all with the
@@ -36,7 +37,7 @@ def loss_terms(model: type = MonkeySee) -> tuple[str, ...]:
     Examples
     --------
     >>> loss_terms()
-    ('adversarial', 'feature', 'pixel')
+    ('adversarial', 'feature', 'pixel', 'ssim')
     >>> from neuralsight.models.decoders import RidgeDecoder
     >>> loss_terms(RidgeDecoder)
     ()
@@ -56,7 +57,7 @@ def loss_weights(model_options: dict[str, Any], model: type = MonkeySee) -> dict
     Examples
     --------
     >>> loss_weights({"feature_weight": 0.0})
-    {'adversarial': 0.01, 'feature': 0.0, 'pixel': 0.5}
+    {'adversarial': 0.01, 'feature': 0.0, 'pixel': 0.5, 'ssim': 0.0}
     """
     defaults = inspect.signature(model).parameters
     return {
@@ -79,7 +80,7 @@ def ablation_conditions(
     >>> list(ablation_conditions({}))
     ['full', 'no adversarial', 'no feature', 'no pixel']
     >>> ablation_conditions({"feature_weight": 0})["no pixel"]
-    {'adversarial_weight': 0.01, 'feature_weight': 0.0, 'pixel_weight': 0.0}
+    {'adversarial_weight': 0.01, 'feature_weight': 0.0, 'pixel_weight': 0.0, 'ssim_weight': 0.0}
     """
     known = loss_terms(model)
     if not known:

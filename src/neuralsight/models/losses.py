@@ -1,4 +1,4 @@
-"""Training losses of the GAN decoders: the VGG feature loss and adversarial helpers.
+"""Training losses of the GAN decoders: the VGG feature loss, SSIM and adversarial helpers.
 
 `VGGFeatureLoss` is MonkeySee's perceptual loss (reference code ``generator_vgg.py``):
 reconstruction and target are resized (bilinear, to 224 x 224 by default), grey images are
@@ -21,19 +21,24 @@ used.
 The network is frozen, but gradients flow through it to the reconstruction; its feature
 layers (convolutions, ReLUs, max pooling) behave alike in train and eval mode.
 
-The adversarial helpers are the pix2pix ones on logits: binary cross-entropy against all
-ones (real) or all zeros (fake), the discriminator's loss halved as in pix2pix.
+The adversarial helpers score against all ones (real) or all zeros (fake), the
+discriminator's loss halved as in pix2pix: by binary cross-entropy on logits (pix2pix,
+MonkeySee) or by squared error (least-squares GAN, MEIcoder's). `ssim_loss` is the negative
+log SSIM MEIcoder trains with.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics.functional.image import structural_similarity_index_measure
 
+from neuralsight.metrics.image import ssim_sigma
 from neuralsight.pretrained import first_available
 
 VGG_CUTS: dict[str, tuple[int, ...]] = {
@@ -146,27 +151,77 @@ class VGGFeatureLoss(nn.Module):
         return torch.stack(terms).mean()
 
 
-def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The generator's adversarial loss: BCE of the discriminator's logits on fakes against 1.
+AdversarialLoss = Literal["bce", "least_squares"]
+ADVERSARIAL_LOSSES = ("bce", "least_squares")
+"""The discriminator's scores: logits under binary cross-entropy (pix2pix, MonkeySee), or
+scores under squared error (least-squares GAN, Mao et al. 2017; MEIcoder's)."""
+
+
+def _adversarial(scores: torch.Tensor, target: float, kind: AdversarialLoss) -> torch.Tensor:
+    if kind not in ADVERSARIAL_LOSSES:
+        raise ValueError(
+            f"adversarial loss must be one of {list(ADVERSARIAL_LOSSES)}, found {kind!r}"
+        )
+    goal = torch.full_like(scores, target)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(scores, goal)
+    return F.mse_loss(scores, goal)
+
+
+def generator_adversarial_loss(
+    fake_scores: torch.Tensor, kind: AdversarialLoss = "bce"
+) -> torch.Tensor:
+    """The generator's adversarial loss: the discriminator's scores on fakes against 1.
 
     Examples
     --------
     >>> import torch
     >>> round(float(generator_adversarial_loss(torch.zeros(2, 1, 4, 4))), 4)  # log 2
     0.6931
+    >>> float(generator_adversarial_loss(torch.zeros(2, 1, 4, 4), "least_squares"))
+    1.0
     """
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    return _adversarial(fake_scores, 1.0, kind)
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The discriminator's loss: half the BCE of real logits against 1 plus fakes against 0.
+def discriminator_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, kind: AdversarialLoss = "bce"
+) -> torch.Tensor:
+    """The discriminator's loss: half of its loss on real scores against 1 and fakes against 0.
 
     Examples
     --------
     >>> import torch
     >>> float(discriminator_loss(torch.full((1, 1, 2, 2), 20.0), torch.full((1, 1, 2, 2), -20.0))) < 1e-6
     True
+    >>> float(discriminator_loss(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "least_squares"))
+    0.0
     """
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return 0.5 * (real + fake)
+    return 0.5 * (_adversarial(real_scores, 1.0, kind) + _adversarial(fake_scores, 0.0, kind))
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative log SSIM, ``-log((1 + SSIM) / 2)`` of each image, averaged (0 when equal).
+
+    SSIM as the metric computes it (`neuralsight.metrics.image.ssim_per_image`: torchmetrics,
+    Gaussian window of `ssim_sigma`, data range 1), here with gradients; the log of
+    ``(1 + SSIM) / 2`` keeps it defined for SSIM in (-1, 1] and steepens it where SSIM is
+    low. MEIcoder (Sobotka et al., NeurIPS 2025) trains with a negative-log SSIM loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(2, 3, 16, 16)
+    >>> float(ssim_loss(x, x)) < 1e-6, float(ssim_loss(x, 1 - x)) > 0.5
+    (True, True)
+    """
+    ssim = structural_similarity_index_measure(
+        pred,
+        target,
+        gaussian_kernel=True,
+        sigma=ssim_sigma(pred.shape[-2], pred.shape[-1]),
+        data_range=1.0,
+        reduction="none",
+    )
+    assert isinstance(ssim, torch.Tensor)  # a tuple only with return_full_image
+    return -torch.log((1 + ssim.clamp(-1 + 1e-4, 1)) / 2).mean()

@@ -22,6 +22,9 @@ and averages overlaps); far from every RF a channel fades to 0.
 - `LearnedInverseRF`: a learnable Gaussian (``mu_x``, ``mu_y``, ``log_sigma``) per
   electrode ("end-to-end" model), initialised from known RFs where present; `fields` reads
   the learned RFs out and `compare_fields` measures how far they moved from true ones.
+- `MEIReadIn`: each unit's response paints its most exciting input (MEI) from an encoder,
+  the learned counterpart of a Gaussian RF: where and what excites the unit (after MEIcoder,
+  Sobotka et al., NeurIPS 2025).
 
 Coordinates are normalised image coordinates in [-1, 1]: x from -1 (left edge) to +1
 (right edge), y from -1 (top edge) to +1 (bottom edge), pixel k of n centred at
@@ -30,11 +33,13 @@ Coordinates are normalised image coordinates in [-1, 1]: x from -1 (left edge) t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 PAPER_WINDOW_STARTS_MS = {"V1": 0.0, "V4": 33.0, "IT": 66.0}
@@ -528,3 +533,83 @@ def compare_fields(learned: pd.DataFrame, true: pd.DataFrame) -> pd.DataFrame:
             "sigma_ratio": learned["rf_sigma"].to_numpy() / sigma,
         }
     )
+
+
+class MEIReadIn(nn.Module):
+    """Each unit's response painted through its MEI: ``[B, U, W] -> [B, channels, H, W]``.
+
+    A Gaussian receptive field says where a unit looks; its most exciting input (MEI,
+    `neuralsight.models.encoders.most_exciting_inputs`) says also what it looks for. Each
+    unit has two maps: its MEI's deviation from grey (scaled to unit RMS, ``C`` channels:
+    what it looks for) and that deviation's energy, blurred and scaled to peak 1 (one
+    channel: where). As `ElectrodeCodes` do for painted RFs, each response is multiplied
+    by a learned ``codes``-vector of its own (code 0 starts at 1, the others near 0) and
+    painted into both maps; the units' paintings are summed (divided by ``sqrt(U)``, so
+    z-scored responses of many units keep the scale of one). Output channels:
+    ``windows * codes * (C + 1)``. After the read-in of MEIcoder (Sobotka et al., NeurIPS
+    2025, arXiv 2510.20762), which paints each neuron's response into its MEI; the codes
+    and the energy map are ours.
+
+    The maps are buffers (saved in checkpoints), refused until `set_meis` is called.
+
+    Examples
+    --------
+    >>> import torch
+    >>> readin = MEIReadIn(n_units=4, image_shape=(3, 8, 8), windows=1, codes=2)
+    >>> readin.set_meis(torch.rand(4, 3, 8, 8))
+    >>> readin(torch.rand(2, 4, 1)).shape, readin.channels
+    (torch.Size([2, 8, 8, 8]), 8)
+    """
+
+    maps: torch.Tensor
+    ready: torch.Tensor
+
+    def __init__(
+        self,
+        n_units: int,
+        image_shape: tuple[int, int, int],
+        windows: int = 1,
+        codes: int = 8,
+        init_sd: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if min(n_units, windows, codes) < 1:
+            raise ValueError(
+                f"n_units, windows and codes must be >= 1, found {n_units}, {windows}, {codes}"
+            )
+        colours, height, width = image_shape
+        self.register_buffer("maps", torch.zeros(n_units, colours + 1, height, width))
+        self.register_buffer("ready", torch.tensor(False))
+        generator = torch.Generator().manual_seed(seed)
+        weight = torch.randn(n_units, windows, codes, generator=generator) * init_sd
+        weight[..., 0] = 1.0
+        self.codes = nn.Parameter(weight)
+        self.channels = windows * codes * (colours + 1)
+
+    def set_meis(self, meis: torch.Tensor, blur: float = 1.0) -> None:
+        """Store the maps of MEIs ``[U, C, H, W]`` in [0, 1] (``blur``: the energy map's
+        Gaussian SD in pixels)."""
+        expected = (self.maps.shape[0], self.maps.shape[1] - 1, *self.maps.shape[2:])
+        if tuple(meis.shape) != expected:
+            raise ValueError(
+                f"MEIs must have shape {expected} [units, C, H, W], found {tuple(meis.shape)}"
+            )
+        deviation = meis.to(self.maps) - 0.5
+        rms = deviation.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-6)
+        energy = TF.gaussian_blur(
+            deviation.pow(2).sum(1, keepdim=True), [2 * math.ceil(3 * blur) + 1] * 2, [blur] * 2
+        )
+        peak = energy.flatten(1).amax(1).clamp_min(1e-12)
+        self.maps.copy_(
+            torch.cat([deviation / rms[:, None, None, None], energy / peak[:, None, None, None]], 1)
+        )
+        self.ready.fill_(True)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """Values ``[B, U, W]`` -> ``[B, channels, H, W]``, summed over units."""
+        if not self.ready:
+            raise RuntimeError("MEIReadIn has no MEIs yet: call set_meis first")
+        coded = values[..., None] * self.codes.to(values.dtype)
+        painted = torch.einsum("butk,uchw->btkchw", coded, self.maps.to(values.dtype))
+        return painted.flatten(1, 3) / math.sqrt(values.shape[1])

@@ -27,12 +27,9 @@ here are ours.
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -44,7 +41,7 @@ from torch import nn
 from neuralsight.metrics.features import ALEXNET_INPUT_SIZE, CONV_LAYERS, AlexNetFeatures
 from neuralsight.models.decoders.base import Scaling
 from neuralsight.models.decoders.ridge import DEFAULT_ALPHAS, RidgeDecoder
-from neuralsight.models.registry import DECODERS
+from neuralsight.models.registry import DECODERS, load_checkpoint
 
 FEATURE_BATCH = 64
 """Images per AlexNet batch when computing features."""
@@ -235,16 +232,9 @@ class FeaturePrior(L.LightningModule):
 
 
 def load_feature_prior(path: str | os.PathLike) -> FeaturePrior:
-    """A `FeaturePrior` checkpoint, read with ``weights_only=True``, in eval mode.
-
-    It is read in an empty ``contextvars`` context: while LightningCLI builds a decoder
-    (``neuralsight fit --config``) it holds the decoder's configuration in a context
-    variable that ``save_hyperparameters`` would otherwise take as the prior's.
-    """
-    load = functools.partial(
-        FeaturePrior.load_from_checkpoint, Path(path), map_location="cpu", weights_only=True
-    )
-    return contextvars.Context().run(load).eval()
+    """A `FeaturePrior` checkpoint, read with ``weights_only=True``, in eval mode
+    (`load_checkpoint`)."""
+    return load_checkpoint(FeaturePrior, path)
 
 
 @DECODERS.register("feature_ridge")

@@ -19,7 +19,11 @@ Responses go through four stages:
    - ``"end_to_end"``: a learned Gaussian RF per electrode (`LearnedInverseRF`),
      initialised from the known RFs where present, one channel per array;
    - ``"dense"``: the paper's baseline without RF mapping: a dense layer from all window
-     responses to ``dense_channels`` channels at image size.
+     responses to ``dense_channels`` channels at image size;
+   - ``"mei"`` (not in the paper; after MEIcoder, Sobotka et al., NeurIPS 2025): each unit's
+     response painted through its most exciting input (`MEIReadIn`), computed when
+     training starts from a trained encoder (``mei_encoder``, a checkpoint path) by
+     `most_exciting_inputs` and kept in the model's checkpoints. It needs no RFs.
 
    With ``electrode_codes=k`` (an extension, 0 by default) the painting mappings first
    multiply each electrode's response by a learned ``k``-vector of its own
@@ -29,7 +33,8 @@ Responses go through four stages:
 4. **Generator** (`Pix2PixGenerator`, U-Net, sigmoid output in [0, 1]) trained against a
    conditional PatchGAN (`PatchDiscriminator`) on (mapped input, image) pairs, with
    ``adversarial_weight`` (0.01) x adversarial + ``feature_weight`` (1.0) x VGG feature
-   loss + ``pixel_weight`` (0.5) x L1; Adam, lr 2e-4, beta1 0.5, one optimiser per network,
+   loss + ``pixel_weight`` (0.5) x L1 (+ ``ssim_weight`` x negative log SSIM, 0 in the
+   paper; ``adversarial_loss="least_squares"`` for a least-squares GAN); Adam, lr 2e-4, beta1 0.5, one optimiser per network,
    in Lightning's manual optimisation (the discriminator steps first, then the generator,
    as in the reference). A weight of 0 skips its term; with ``adversarial_weight=0`` the
    discriminator is not built at all.
@@ -69,20 +74,27 @@ from neuralsight.models.blocks.inverse_rf import (
     ElectrodeCodes,
     InverseRetinotopicMap,
     LearnedInverseRF,
+    MEIReadIn,
     TimeWindows,
 )
 from neuralsight.models.blocks.pix2pix import PatchDiscriminator, Pix2PixGenerator
 from neuralsight.models.decoders.base import Decoder, ResponseScaler, Scaling
+from neuralsight.models.encoders.mei import most_exciting_inputs
 from neuralsight.models.losses import (
+    ADVERSARIAL_LOSSES,
     VGG_INPUT_SIZE,
+    AdversarialLoss,
     VGGFeatureLoss,
     discriminator_loss,
     generator_adversarial_loss,
+    ssim_loss,
 )
-from neuralsight.models.registry import DECODERS
+from neuralsight.models.registry import DECODERS, load_encoder
 
-MappingKind = Literal["spatial", "spatiotemporal", "end_to_end", "dense"]
-MAPPINGS = ("spatial", "spatiotemporal", "end_to_end", "dense")
+MappingKind = Literal["spatial", "spatiotemporal", "end_to_end", "dense", "mei"]
+MAPPINGS = ("spatial", "spatiotemporal", "end_to_end", "dense", "mei")
+UNPAINTED = ("dense", "mei")
+"""Mappings that do not paint electrodes at their RFs (no electrode codes)."""
 UNIT_FIELDS = ("area", "array", "rf_x", "rf_y", "rf_sigma", "bin_edges_ms")
 SPATIOTEMPORAL_WINDOWS = {"n_windows": 5, "window_ms": 27.0}
 SPATIAL_WINDOWS = {"n_windows": 1, "window_ms": 133.0}
@@ -169,10 +181,14 @@ class MonkeySee(Decoder):
     image_shape
         ``(channels, height, width)``; height and width divisible by ``2 ** depth`` (32).
     mapping
-        ``"spatial"``, ``"spatiotemporal"``, ``"end_to_end"`` or ``"dense"`` (see the module
-        docstring).
+        ``"spatial"``, ``"spatiotemporal"``, ``"end_to_end"``, ``"dense"`` or ``"mei"`` (see
+        the module docstring).
     adversarial_weight, feature_weight, pixel_weight
         Loss weights (0.01, 1.0, 0.5 in the paper); 0 switches a term off.
+    ssim_weight
+        Weight of the negative log SSIM (`ssim_loss`; 0, the paper's, switches it off).
+    adversarial_loss
+        ``"bce"`` (the paper's, on logits) or ``"least_squares"`` (`ADVERSARIAL_LOSSES`).
     lr, beta1
         Adam learning rate and first-moment decay of both networks.
     base_channels, depth, dropout
@@ -209,7 +225,13 @@ class MonkeySee(Decoder):
         0 (the paper's): each electrode's response is painted as it is. ``k >= 1``: it is
         first multiplied by a learned ``k``-vector of its own (`ElectrodeCodes`), painted
         into ``k`` channels per group, so the generator can tell apart the electrodes of a
-        neighbourhood (an extension; not used with ``"dense"``).
+        neighbourhood (an extension; not used with ``"dense"`` or ``"mei"``).
+    mei_encoder, mei_encoder_kind
+        The ``"mei"`` mapping's trained encoder: a checkpoint path and its registered kind
+        (`neuralsight.models.ENCODERS`); read once, when training starts, for the MEIs.
+    mei_codes, mei_steps
+        Learned codes per unit of the MEI read-in (`MEIReadIn`) and gradient-ascent steps per
+        MEI (`most_exciting_inputs`, seeded by ``rf_seed``).
 
     Notes
     -----
@@ -261,6 +283,12 @@ class MonkeySee(Decoder):
         scaling: Scaling = "zscore",
         paint: str = "pixel",
         electrode_codes: int = 0,
+        ssim_weight: float = 0.0,
+        adversarial_loss: AdversarialLoss = "bce",
+        mei_encoder: str | None = None,
+        mei_encoder_kind: str = "pretrained_core",
+        mei_codes: int = 8,
+        mei_steps: int = 100,
     ) -> None:
         super().__init__(n_inputs, image_shape, scaling)
         if mapping not in MAPPINGS:
@@ -269,12 +297,20 @@ class MonkeySee(Decoder):
             raise ValueError(f"paint must be one of {list(PAINTS)}, found {paint!r}")
         if not (isinstance(electrode_codes, int) and electrode_codes >= 0):
             raise ValueError(f"electrode_codes must be an integer >= 0, found {electrode_codes!r}")
-        if electrode_codes and mapping == "dense":
-            raise ValueError("electrode_codes needs a mapping that paints; 'dense' does not")
+        if electrode_codes and mapping in UNPAINTED:
+            raise ValueError(
+                f"electrode_codes needs a mapping that paints at RFs; {mapping!r} does not"
+            )
+        if adversarial_loss not in ADVERSARIAL_LOSSES:
+            raise ValueError(
+                f"adversarial_loss must be one of {list(ADVERSARIAL_LOSSES)}, found "
+                f"{adversarial_loss!r}"
+            )
         weights = {
             "adversarial_weight": adversarial_weight,
             "feature_weight": feature_weight,
             "pixel_weight": pixel_weight,
+            "ssim_weight": ssim_weight,
         }
         if any(not w >= 0 for w in weights.values()) or not any(weights.values()):
             raise ValueError(
@@ -365,6 +401,14 @@ class MonkeySee(Decoder):
                 nn.Linear(features, hp["dense_channels"] * size[0] * size[1]),
                 nn.Unflatten(1, (hp["dense_channels"], *size)),
             )
+        if hp["mapping"] == "mei":
+            return MEIReadIn(
+                n_units,
+                self.image_shape,
+                self.windows.n_windows,
+                hp["mei_codes"],
+                seed=hp["rf_seed"],
+            )
         if hp["mapping"] == "end_to_end":
             rf_x, rf_y, rf_sigma = self._receptive_fields(required=False)
             return LearnedInverseRF(rf_x, rf_y, rf_sigma, self._groups(), size, seed=hp["rf_seed"])
@@ -383,6 +427,8 @@ class MonkeySee(Decoder):
     def _input_channels(self) -> int:
         if self.hparams["mapping"] == "dense":
             return self.hparams["dense_channels"]
+        if isinstance(self.input_map, MEIReadIn):
+            return self.input_map.channels
         codes = max(self.hparams["electrode_codes"], 1)
         assert isinstance(self.input_map, InverseRetinotopicMap | LearnedInverseRF)  # not dense
         return self.input_map.n_groups * self.windows.n_windows * codes
@@ -405,6 +451,29 @@ class MonkeySee(Decoder):
             self._build()
         if not bool(self.scaler.fitted) and datamodule is not None:
             self.scaler.fit(self._window_stats(datamodule))
+        if isinstance(self.input_map, MEIReadIn) and not self.input_map.ready:
+            self._set_meis()
+
+    def _set_meis(self) -> None:
+        """The ``"mei"`` read-in's MEIs, from ``mei_encoder``, resized to the images."""
+        hp = self.hparams
+        if hp["mei_encoder"] is None:
+            raise ValueError("mapping 'mei' needs mei_encoder, a trained encoder's checkpoint")
+        encoder = load_encoder(hp["mei_encoder"], hp["mei_encoder_kind"])
+        n_units = len(hp["area"])
+        if encoder.n_units != n_units or encoder.image_shape[0] != self.image_shape[0]:
+            raise ValueError(
+                f"{hp['mei_encoder']}: the encoder predicts {encoder.n_units} units from "
+                f"{encoder.image_shape[0]}-channel images; this decoder reads {n_units} units "
+                f"of {self.image_shape[0]}-channel images"
+            )
+        meis = torch.from_numpy(
+            most_exciting_inputs(encoder, steps=hp["mei_steps"], seed=hp["rf_seed"])
+        )
+        resized = F.interpolate(meis, size=self.image_shape[1:], mode="bilinear", antialias=True)
+        readin = self.input_map
+        assert isinstance(readin, MEIReadIn)  # mapping "mei"
+        readin.set_meis(resized.to(readin.maps.device))
 
     def _window_stats(self, datamodule, block: int = 1024) -> dict[str, np.ndarray]:
         pairs = datamodule.train_set
@@ -449,19 +518,25 @@ class MonkeySee(Decoder):
         hp, terms = self.hparams, {}
         if hp["adversarial_weight"]:
             assert self.discriminator is not None  # built when adversarial_weight > 0
-            logits = self.discriminator(condition, fake)
-            terms["adversarial"] = hp["adversarial_weight"] * generator_adversarial_loss(logits)
+            scores = self.discriminator(condition, fake)
+            terms["adversarial"] = hp["adversarial_weight"] * generator_adversarial_loss(
+                scores, hp["adversarial_loss"]
+            )
         if hp["feature_weight"]:
             assert self.feature_loss is not None  # built when feature_weight > 0
             terms["feature"] = hp["feature_weight"] * self.feature_loss(fake, images)
         if hp["pixel_weight"]:
             terms["pixel"] = hp["pixel_weight"] * F.l1_loss(fake, images)
+        if hp["ssim_weight"]:
+            terms["ssim"] = hp["ssim_weight"] * ssim_loss(fake, images)
         return terms
 
     def _discriminator_step(self, optimizer, condition, fake, images) -> None:
         assert self.discriminator is not None  # there is a discriminator optimizer
         loss = discriminator_loss(
-            self.discriminator(condition, images), self.discriminator(condition, fake)
+            self.discriminator(condition, images),
+            self.discriminator(condition, fake),
+            self.hparams["adversarial_loss"],
         )
         optimizer.zero_grad()
         self.manual_backward(loss)

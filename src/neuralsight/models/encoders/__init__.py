@@ -15,7 +15,7 @@ from neuralsight.models.encoders.cnn import (
     linear_receptive_fields,
 )
 from neuralsight.models.encoders.ln import LNEncoder
-from neuralsight.models.encoders.mei import most_exciting_input
+from neuralsight.models.encoders.mei import most_exciting_input, most_exciting_inputs
 from neuralsight.models.encoders.pretrained import (
     LayerChoice,
     PretrainedCoreEncoder,
@@ -37,5 +37,6 @@ __all__ = [
     "linear_receptive_fields",
     "mean_unit_correlation",
     "most_exciting_input",
+    "most_exciting_inputs",
     "predict_in_batches",
 ]
