@@ -138,6 +138,7 @@ PAIRED_METRICS = ("ssim", "pixcorr", "twoway_pixel", "twoway_conv2", "twoway_con
 PIXEL_METRICS = ("mse", "ssim", "pixcorr")
 LOWER_IS_BETTER = ("mse",)
 DEFAULT_SESSIONS = ("190923", "210225")
+SUMMARIES = ("separation_summary", "paired_tests")
 FMRI_FILES = {
     "dgmm_digit69": Path("dgmm") / "digit69_28x28.mat",
     "miyawaki": Path("miyawaki_braindecoding") / "miyawaki_structured_28x28.mat",
@@ -480,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a MonkeySee keyword argument of the MEI decoder (repeatable)",
     )
     parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="print one document from these runs' documents instead of running",
+    )
+    parser.add_argument(
         "--no-control", action="store_true", help="skip the shuffle control (for --validation)"
     )
     parser.add_argument(
@@ -506,10 +515,69 @@ def skip_reason(model_name: str, ds: NeuralDataset, prior_shape: tuple) -> str |
     return None
 
 
+def combine(paths: Sequence[Path]) -> dict:
+    """One document from several runs' (e.g. sessions split over two processes).
+
+    Each data set's models are merged (a model already taken from an earlier file is kept),
+    and the summaries are computed again over all of them. The runs must share their
+    feature weights and prior.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for i in range(2):
+    ...     doc = {"feature_weights": "w", "feature_prior": {}, f"cowley_v4_{i}": {
+    ...         "ridge": {"real": {"ssim": 0.1}}, "x": {"real": {"ssim": 0.2}}}}
+    ...     _ = (folder / f"{i}.json").write_text(json.dumps(doc))
+    >>> merged = combine([folder / "0.json", folder / "1.json"])
+    >>> merged["paired_tests"]["x vs ridge"]["ssim"]["wins"]
+    '2/2'
+    """
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    shared = ("feature_weights", "feature_prior")
+    for key in shared:
+        found = {json.dumps(d.get(key), sort_keys=True) for d in docs}
+        if len(found) > 1:
+            raise SystemExit(f"--combine: the runs differ in {key!r}: {sorted(found)}")
+    merged: dict = {}
+    for doc in docs:
+        for name, models in doc.items():
+            if isinstance(models, dict) and name not in (*shared, *SUMMARIES):
+                merged[name] = models | merged.get(name, {})
+    summary = {
+        "separation_summary": separation_summary(merged),
+        "paired_tests": paired_tests(merged),
+    }
+    return {key: docs[0].get(key) for key in shared} | merged | summary
+
+
+def model_entry(
+    name: str,
+    ds: NeuralDataset,
+    args: argparse.Namespace,
+    extractor: AlexNetFeatures | None,
+    common: dict,
+) -> dict:
+    """Decoder ``name`` on ``ds``, real and (unless ``--no-control``) shuffled: its entry."""
+    controls = [("none", "real")] + ([] if args.no_control else [("shuffle", "shuffled")])
+    entry: dict = {"setup": {"n_units": ds.n_units, **common}}
+    for control, key in controls:
+        _log(f"{ds.source or 'dataset'}: {name} ({key})")
+        entry[key], entry["setup"][f"{key}_fit"] = train_and_score(
+            name, ds, control, args, extractor
+        )
+    if "shuffled" in entry:
+        entry["separation"] = separation(entry["real"], entry["shuffled"])
+    return entry
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the benchmark, print its JSON document and return it."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.combine:
+        return print_document(combine(args.combine))
     if args.size % 16:
         parser.error(f"--size must be a multiple of 16 (SID), got {args.size}")
     if args.sessions == ["all"]:
@@ -533,7 +601,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     extractor = None if args.weights == "none" else feature_extractor(args.weights)
     doc: dict = {}
-    controls = [("none", "real")] + ([] if args.no_control else [("shuffle", "shuffled")])
     with tempfile.TemporaryDirectory(prefix="feature_prior_") as folder:
         wanted = set(PRIOR_MODELS) & set(args.models)
         prior = prepare_prior(args, Path(folder)) if wanted else {}
@@ -547,14 +614,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 if reason:
                     _log(f"{dataset_name}: {reason}, skipped")
                     continue
-                entry: dict = {}
-                for control, key in controls:
-                    _log(f"{dataset_name}: {model_name} ({key})")
-                    entry[key], setup = train_and_score(model_name, ds, control, args, extractor)
-                    entry.setdefault("setup", {"n_units": ds.n_units, **common})
-                    entry["setup"][f"{key}_fit"] = setup
-                if "shuffled" in entry:
-                    entry["separation"] = separation(entry["real"], entry["shuffled"])
+                entry = model_entry(model_name, ds, args, extractor, common)
                 if dataset_name in NOTES:
                     entry["setup"]["note"] = NOTES[dataset_name]
                 doc[dataset_name][model_name] = entry
