@@ -361,3 +361,32 @@ def test_real_data_runs_ridge_and_the_feature_decoder_on_validation_images(tmp_p
     test_images = runs[()]["cowley_v4_000001"]["ridge"]["setup"]["real_fit"]["test_images"]
     scored = runs[("--validation",)]["cowley_v4_000001"]["ridge"]["setup"]["real_fit"]
     assert (test_images, scored["test_images"]) == (8, 6)
+
+
+def test_image_overlap_finds_images_shared_between_sessions_and_with_the_prior(tmp_path):
+    _fake_cowley_v4(tmp_path, n_images=20)
+    images = tmp_path / "cowley_v4" / "images"
+    with zipfile.ZipFile(images / "images_000001.zip") as first:
+        shown = {name: first.read(name) for name in first.namelist()}
+    with zipfile.ZipFile(images / "images_000002.zip") as second:
+        own = {name: second.read(name) for name in second.namelist()}
+    with zipfile.ZipFile(images / "images_000002.zip", "w") as second:
+        for index, (name, data) in enumerate(sorted(own.items())):
+            second.writestr(name, shown[name] if index < 5 else data)
+    prior = tmp_path / "prior"
+    prior.mkdir()
+    (prior / "copy.png").write_bytes(shown["image0010.png"])
+    for i in range(5):
+        imageio.imwrite(prior / f"{i}.png", np.full((16, 16, 3), 40 * i, np.uint8))
+    doc = _run_json(
+        "image_overlap.py",
+        *("--root", str(tmp_path), "--prior-root", str(prior)),
+        *("--prior-images", "6"),
+    )
+    first, second = doc["sessions"]["000001"], doc["sessions"]["000002"]
+    assert first["shared_with"]["000002"]["images"] == 5
+    assert second["shared_with"]["000001"]["images"] == 5
+    assert doc["summary"]["images_shared_with_another_session"] == 10
+    assert doc["summary"]["distinct_images_over_sessions"] == 35
+    assert first["caltech_near_duplicates"] == 1 and second["caltech_near_duplicates"] == 0
+    assert first["caltech_largest_r"] > 0.99
