@@ -441,7 +441,9 @@ class MonkeySee(Decoder):
             )
 
     def setup(self, stage: str) -> None:
-        """Build from the DataModule's units if needed and fit the scaler on windowed responses."""
+        """Build from the DataModule's units if needed, fit the scaler on windowed responses
+        and, when fitting, make the MEIs of an ``"mei"`` read-in that has none (a checkpoint
+        restored for prediction brings its own, without the encoder's file)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if not self.built:
             if datamodule is None:
@@ -451,7 +453,7 @@ class MonkeySee(Decoder):
             self._build()
         if not bool(self.scaler.fitted) and datamodule is not None:
             self.scaler.fit(self._window_stats(datamodule))
-        if isinstance(self.input_map, MEIReadIn) and not self.input_map.ready:
+        if stage == "fit" and isinstance(self.input_map, MEIReadIn) and not self.input_map.ready:
             self._set_meis()
 
     def _set_meis(self) -> None:
