@@ -5,7 +5,8 @@ trained on Caltech-101 photographs and the encoders on the session's own trainin
 this benchmark checks the first source of leakage and measures what would come with priors
 built from other sessions' images:
 
-- **exact duplicates** between sessions: the SHA-256 content hash of each image as the
+- **exact duplicates** within a session (a test image whose copy is a training image) and
+  between sessions: the SHA-256 content hash of each image as the
   benchmarks see it (`real_data.find_datasets`, 32 x 32, 8-bit), so an image shown in two
   sessions is found whatever its file name;
 - **near duplicates** between each session's images and the ``--prior-images`` Caltech-101
@@ -121,10 +122,14 @@ def overlap(root: Path, prior_root: Path, prior_images: int, threshold: float, s
             if other != session
         }
         nearest = nearest_correlation(grey_thumbnails(images), pool)
+        training = {h for h, t in zip(own, test, strict=True) if not t}
         doc["sessions"][session] = {
             "images": len(own),
             "test_images": int(test.sum()),
             "distinct_hashes": len(set(own)),
+            "test_images_with_a_training_copy": int(
+                sum(h in training for h, t in zip(own, test, strict=True) if t)
+            ),
             "shared_with": {k: v for k, v in shared.items() if v["images"]},
             "caltech_near_duplicates": int((nearest > threshold).sum()),
             "caltech_largest_r": float(nearest.max()),
@@ -146,6 +151,9 @@ def overlap(root: Path, prior_root: Path, prior_images: int, threshold: float, s
                 )
             )
             for s, (_, test) in sessions.items()
+        ),
+        "test_images_with_a_training_copy": sum(
+            e["test_images_with_a_training_copy"] for e in entries
         ),
         "caltech_photographs": len(photographs),
         "caltech_near_duplicates": sum(e["caltech_near_duplicates"] for e in entries),

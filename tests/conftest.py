@@ -54,6 +54,31 @@ def make_toy_dataset(
     )
 
 
+def linear_deadleaves_recording(n: int = 300, size: int = 16, n_units: int = 40) -> NeuralDataset:
+    """Responses that are a noisy linear readout of grey dead-leaves scenes (image seed 2),
+    50 of ``n`` images held out."""
+    from neuralsight.data.sources import make_stimuli
+
+    rng = np.random.default_rng(0)
+    stimuli = make_stimuli("deadleaves", n, size=size, channels=1, seed=2)
+    weights = rng.normal(size=(size * size, n_units)) / size
+    responses = stimuli.reshape(n, -1) @ weights + 0.05 * rng.normal(size=(n, n_units))
+    split = np.where(np.arange(n) < n - 50, "train", "test")
+    return NeuralDataset.from_arrays(responses.astype(np.float32), stimuli, split=split)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: tiny tensors on a busy two-core machine run about 50x
+    slower with two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def toy_dataset() -> NeuralDataset:
     return make_toy_dataset()

@@ -388,5 +388,6 @@ def test_image_overlap_finds_images_shared_between_sessions_and_with_the_prior(t
     assert second["shared_with"]["000001"]["images"] == 5
     assert doc["summary"]["images_shared_with_another_session"] == 10
     assert doc["summary"]["distinct_images_over_sessions"] == 35
+    assert first["test_images_with_a_training_copy"] == 0
     assert first["caltech_near_duplicates"] == 1 and second["caltech_near_duplicates"] == 0
     assert first["caltech_largest_r"] > 0.99

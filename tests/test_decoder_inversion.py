@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuralsight.data import NeuralDataModule, NeuralDataset
+from conftest import linear_deadleaves_recording
+from neuralsight.data import NeuralDataModule
 from neuralsight.data.sources import make_stimuli
 from neuralsight.metrics import score_decoder
 from neuralsight.models import DECODERS
@@ -20,27 +21,11 @@ ENCODER = {"weights": "random", "feature_size": 64, "layer": "conv2", "readout":
 train = functools.partial(fit, progress=False, accelerator="cpu", logger=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny tensors on a busy two-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scenes(n: int, seed: int) -> np.ndarray:
     return make_stimuli("deadleaves", n, size=SIZE, channels=1, seed=seed)
-
-
-def linear_recording(n: int = 300) -> NeuralDataset:
-    """Responses that are a noisy linear readout of the pixels, 50 of ``n`` images held out."""
-    rng = np.random.default_rng(0)
-    stimuli = scenes(n, seed=2)
-    weights = rng.normal(size=(SIZE * SIZE, N_UNITS)) / SIZE
-    responses = stimuli.reshape(n, -1) @ weights + 0.05 * rng.normal(size=(n, N_UNITS))
-    split = np.where(np.arange(n) < n - 50, "train", "test")
-    return NeuralDataset.from_arrays(responses.astype(np.float32), stimuli, split=split)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +46,7 @@ def encoder_checkpoint(dm: NeuralDataModule, folder) -> str:
 @pytest.fixture(scope="module")
 def fitted(prior_path, tmp_path_factory):
     """``{control: (decoder, its checkpoint)}`` on the linear recording."""
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     models = {}
     for control in ("none", "shuffle"):
         dm = NeuralDataModule(dataset=ds, batch_size=50, control=control, seed=0)
@@ -83,7 +68,7 @@ def fitted(prior_path, tmp_path_factory):
 
 def test_the_search_lowers_its_objective(fitted):
     model, _ = fitted["none"]
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     responses = torch.as_tensor(ds.responses[ds.trials("test")])
     with torch.inference_mode():
         z, trace = model.invert(model.scaler(responses), return_trace=True)
@@ -92,7 +77,7 @@ def test_the_search_lowers_its_objective(fitted):
 
 
 def test_inversion_beats_its_shuffle_control(fitted):
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     truth = ds.stimuli[ds.trials("test")]
     errors = {c: float(((m.reconstruct(ds) - truth) ** 2).mean()) for c, (m, _) in fitted.items()}
     assert errors["none"] < 0.9 * errors["shuffle"]
@@ -102,7 +87,7 @@ def test_it_is_the_feature_decoder_without_steps_and_scores_through_score_decode
     fitted, prior_path
 ):
     model, _ = fitted["none"]
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     plain = FeatureDecoder(model.n_inputs, model.image_shape, prior=prior_path)
     plain.load_state_dict(
         {k: v for k, v in model.state_dict().items() if not k.startswith(("encoder.", "z_"))}
@@ -119,7 +104,7 @@ def test_it_is_the_feature_decoder_without_steps_and_scores_through_score_decode
 
 def test_a_checkpoint_gives_back_the_same_reconstructions(fitted):
     model, path = fitted["none"]
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     restored = EncoderInversionDecoder.load_from_checkpoint(path, weights_only=True)
     assert np.allclose(restored.reconstruct(ds), model.reconstruct(ds), atol=1e-5)
 

@@ -16,12 +16,7 @@ SIZE = 32
 TINY = {"base_channels": 4, "discriminator_channels": 4, "feature_weight": 0.0, "mei_steps": 10}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

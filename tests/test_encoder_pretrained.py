@@ -28,14 +28,7 @@ TINY = {"weights": "random", "feature_size": 64, "layer": "conv2"}
 train = functools.partial(fit, progress=False, accelerator="cpu", logger=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these tensors are tiny, and on a busy two-core machine a second
-    thread's barrier made each MEI step 50 times slower (25 ms against 0.5 ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gaussian_fields(centres: np.ndarray, sigma: float = 0.15, size: int = SIZE) -> np.ndarray:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import linear_deadleaves_recording
 from neuralsight.cli import main
-from neuralsight.data import NeuralDataModule, NeuralDataset
+from neuralsight.data import NeuralDataModule
 from neuralsight.data.sources import make_stimuli
 from neuralsight.models.decoders import FeatureDecoder
 from neuralsight.models.decoders.feature import (
@@ -49,16 +50,6 @@ def thumbnail_prior_path(tmp_path_factory):
     return feature_prior_checkpoint(folder)
 
 
-def linear_recording(n: int = 300) -> NeuralDataset:
-    """Responses that are a noisy linear readout of the pixels, 50 of ``n`` images held out."""
-    rng = np.random.default_rng(0)
-    stimuli = scenes(n, seed=2)
-    weights = rng.normal(size=(SIZE * SIZE, N_UNITS)) / SIZE
-    responses = stimuli.reshape(n, -1) @ weights + 0.05 * rng.normal(size=(n, N_UNITS))
-    split = np.where(np.arange(n) < n - 50, "train", "test")
-    return NeuralDataset.from_arrays(responses.astype(np.float32), stimuli, split=split)
-
-
 def test_feature_shape_is_the_layer_output_at_the_input_size():
     table = [
         ("conv5", 224, (256, 13, 13)),
@@ -81,7 +72,7 @@ def test_prior_inverts_features_better_than_the_mean_image(prior_path):
 
 @pytest.mark.parametrize("prior", ["prior_path", "thumbnail_prior_path"])
 def test_feature_decoder_beats_its_shuffle_control(prior, request):
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     errors = {}
     for control in ("none", "shuffle"):
         dm = NeuralDataModule(dataset=ds, batch_size=50, control=control, seed=0)
@@ -165,7 +156,7 @@ def test_matched_variance_gives_predictions_the_targets_variance():
 
 
 def test_the_v4_config_fits_through_the_command_line(prior_path, tmp_path):
-    data = linear_recording().save(tmp_path / "recording.h5")
+    data = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS).save(tmp_path / "recording.h5")
     run = tmp_path / "run"
     overrides = ["--data.path", str(data), "--model.init_args.prior", str(prior_path)]
     config = ["fit", "--config", "configs/feature_ridge_v4.yaml", *overrides]
@@ -192,7 +183,7 @@ def test_one_strength_per_output_solves_each_output_at_its_own_strength():
 
 def test_the_thumbnail_gets_its_own_strength_when_asked(thumbnail_prior_path):
     prior = str(thumbnail_prior_path)
-    ds = linear_recording()
+    ds = linear_deadleaves_recording(size=SIZE, n_units=N_UNITS)
     for strength in ("own", "shared"):
         dm = NeuralDataModule(dataset=ds, batch_size=50, seed=0)
         model = FeatureDecoder(
