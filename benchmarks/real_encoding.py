@@ -2,7 +2,7 @@
 
 For each Cowley V4 session found under ``--root`` (default ``../shared/data/real``; the
 files and the held-out 20% of the images are those of ``benchmarks/real_data.py``, whose
-`find_datasets` reads them; repeats averaged), three encoders are trained on the same
+`find_datasets` reads them; repeats averaged), the encoders of ``--encoders`` (default the first three below) are trained on the same
 training images, 10% of them carved out for validation (`NeuralDataModule`, seeded), for a
 fixed number of epochs, Poisson loss:
 
@@ -13,7 +13,10 @@ fixed number of epochs, Poisson loss:
   read at one of ``--layers``, on the images at ``--feature-size`` (default 112, the
   photographs' own size). The layer is chosen per session by `choose_layer`: one encoder
   per layer, the best mean correlation on the validation images wins; the test images are
-  not used for the choice.
+  not used for the choice;
+- ``flig`` (only when ``--encoders`` names it): `FLIG`'s encoding direction, the model
+  trained as ``real_data.py`` trains it for decoding (`FLIG_SETTINGS`, `FLIG_EPOCHS`,
+  gradients clipped at 1) on the ``--size`` images.
 
 Each is scored on the held-out test images by `neuralsight.metrics.score_encoder`:
 per-unit Pearson r against the repeat-averaged response and, for the session with
@@ -50,11 +53,13 @@ from neuralsight.data import NeuralDataModule, NeuralDataset
 from neuralsight.data.readers import npz
 from neuralsight.metrics import score_encoder
 from neuralsight.metrics.encoding import per_unit_correlation
+from neuralsight.models.decoders import FLIG
 from neuralsight.models.encoders import CNNEncoder, Encoder, LNEncoder, choose_layer
 from neuralsight.train import fit
-from real_data import ROOT, WEIGHTS, find_datasets, resized
+from real_data import FLIG_EPOCHS, FLIG_SETTINGS, ROOT, WEIGHTS, find_datasets, resized
 
-ENCODERS = ("ln", "cnn", "pretrained_core")
+ENCODERS = ("ln", "cnn", "pretrained_core", "flig")
+DEFAULT_ENCODERS = ("ln", "cnn", "pretrained_core")
 PRETRAINED = "pretrained_core"
 NATIVE_SIZE = 112
 """Side of the Cowley V4 photographs."""
@@ -104,8 +109,19 @@ def score(model: Encoder, ds: NeuralDataset, repeats: NeuralDataset | None, seco
 
 
 def train_pixel_encoder(name: str, dm: NeuralDataModule, args: argparse.Namespace) -> Encoder:
-    """LN or CNN encoder, trained for ``--epochs``."""
+    """LN or CNN encoder trained for ``--epochs``, or FLIG as ``real_data.py`` trains it."""
     torch.manual_seed(args.seed)
+    if name == "flig":
+        flig = FLIG(dm.n_inputs, dm.image_shape, **FLIG_SETTINGS)
+        fit(
+            flig,
+            dm,
+            max_epochs=FLIG_EPOCHS,
+            progress=False,
+            accelerator="cpu",
+            gradient_clip_val=1.0,
+        )
+        return flig.eval()
     if name == "ln":
         model: Encoder = LNEncoder(dm.n_inputs, dm.image_shape)
     else:
@@ -134,18 +150,33 @@ def run_session(name: str, ds: NeuralDataset, args: argparse.Namespace) -> dict:
         "repeats": None if repeats is None else len(repeats.trials("test")),
         "encoders": {},
     }
-    for encoder in ("ln", "cnn"):
+    for encoder in [e for e in args.encoders if e != PRETRAINED]:
         _log(f"{name}: {encoder}")
         start = time.perf_counter()
         model = train_pixel_encoder(encoder, modules["small"], args)
         entry["encoders"][encoder] = score(model, small, repeats, time.perf_counter() - start)
         _log(f"{name}: {encoder} median r {entry['encoders'][encoder]['median_r']:.3f}")
+    if PRETRAINED in args.encoders:
+        entry["encoders"][PRETRAINED], entry["weights"] = pretrained_entry(
+            name, modules["full"], ds, repeats, args
+        )
+    return entry
+
+
+def pretrained_entry(
+    name: str,
+    dm: NeuralDataModule,
+    ds: NeuralDataset,
+    repeats: NeuralDataset | None,
+    args: argparse.Namespace,
+) -> tuple[dict, str]:
+    """The pretrained core at the layer `choose_layer` picks on validation; its weights."""
     _log(f"{name}: {PRETRAINED}, layers {args.layers}")
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     train = functools.partial(fit, max_epochs=args.core_epochs, progress=False, accelerator="cpu")
     choice = choose_layer(
-        modules["full"],
+        dm,
         train,
         args.layers,
         weights=args.weights,
@@ -155,10 +186,8 @@ def run_session(name: str, ds: NeuralDataset, args: argparse.Namespace) -> dict:
     )
     result = score(choice.model, ds, repeats, time.perf_counter() - start)
     result |= {"layer": choice.layer, "val_r": choice.val_r, "layer_seconds": choice.seconds}
-    entry["encoders"][PRETRAINED] = result
-    entry["weights"] = choice.model.core_weights
     _log(f"{name}: {PRETRAINED} ({choice.layer}) median r {result['median_r']:.3f}")
-    return entry
+    return result, choice.model.core_weights
 
 
 def _wilcoxon(gains: np.ndarray) -> float | None:
@@ -195,7 +224,8 @@ def compare(sessions: dict, model: str, rival: str) -> dict:
 def summarise(sessions: dict) -> tuple[dict, dict]:
     """Medians per encoder, and the paired tests of the pretrained core."""
     summary: dict = {}
-    for encoder in ENCODERS:
+    present = [e for e in ENCODERS if all(e in s["encoders"] for s in sessions.values())]
+    for encoder in present:
         medians = [s["encoders"][encoder]["median_r"] for s in sessions.values()]
         units = np.concatenate([s["encoders"][encoder]["per_unit_r"] for s in sessions.values()])
         feve = [
@@ -210,12 +240,15 @@ def summarise(sessions: dict) -> tuple[dict, dict]:
             "n_units": int(units.size),
             "mean_feve_sessions_with_repeats": feve,
         }
+    if PRETRAINED not in present:
+        return summary, {}
     summary["chosen_layers"] = {k: s["encoders"][PRETRAINED]["layer"] for k, s in sessions.items()}
-    best = max(("ln", "cnn"), key=lambda e: summary[e]["median_of_session_median_r"])
-    tests = {
-        f"{PRETRAINED} vs {rival}": compare(sessions, PRETRAINED, rival) for rival in ("ln", "cnn")
+    rivals = [e for e in present if e != PRETRAINED]
+    tests: dict = {
+        f"{PRETRAINED} vs {rival}": compare(sessions, PRETRAINED, rival) for rival in rivals
     }
-    tests["best_other"] = best
+    if rivals:
+        tests["best_other"] = max(rivals, key=lambda e: summary[e]["median_of_session_median_r"])
     return summary, tests
 
 
@@ -226,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--sessions", nargs="+", default=["all"], help="V4 sessions, or 'all'")
     parser.add_argument("--size", type=int, default=32, help="image side of the LN and CNN")
     parser.add_argument("--feature-size", type=int, default=NATIVE_SIZE, help="AlexNet's input")
+    parser.add_argument(
+        "--encoders", nargs="+", choices=ENCODERS, default=list(DEFAULT_ENCODERS), help="which"
+    )
     parser.add_argument("--layers", nargs="+", default=["conv2", "conv3", "conv4", "conv5"])
     parser.add_argument("--readout", choices=("gaussian", "factorised"), default="gaussian")
     parser.add_argument("--weights", default=str(WEIGHTS), help="AlexNet weights (load_pretrained)")
@@ -251,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     doc: dict = {
         "benchmark": "real_encoding",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "weights": sorted({s["weights"] for s in sessions.values()}),
+        "weights": sorted({s["weights"] for s in sessions.values() if "weights" in s}),
         "sessions": sessions,
     }
     if sessions:

@@ -303,6 +303,19 @@ def test_real_encoding_trains_three_encoders_per_session_and_compares_them(tmp_p
     assert set(doc["paired_tests"]["pretrained_core vs ln"]) == {"sessions", "units"}
 
 
+def test_real_encoding_scores_flig_alone_when_asked(tmp_path):
+    _fake_cowley_v4(tmp_path, n_images=20)
+    doc = _run_json(
+        "real_encoding.py",
+        *("--root", str(tmp_path), "--size", "16", "--encoders", "flig", "--batch-size", "8"),
+    )
+    for session in doc["sessions"].values():
+        assert set(session["encoders"]) == {"flig"}
+        assert -1 <= session["encoders"]["flig"]["median_r"] <= 1
+    assert set(doc["summary"]) == {"flig"} and doc["paired_tests"] == {}
+    assert doc["weights"] == []
+
+
 def test_real_encoding_skips_cleanly_without_data(tmp_path):
     doc = _run_json("real_encoding.py", "--root", str(tmp_path))
     assert doc["sessions"] == {} and "skipped" in doc
