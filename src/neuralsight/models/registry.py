@@ -8,8 +8,9 @@ same classes by ``class_path``; the tests check that both lists agree.
 Examples
 --------
 >>> from neuralsight.models import DECODERS, ENCODERS
->>> DECODERS.names()
-('feature_ridge', 'flig', 'improved_sid', 'monkeysee', 'ridge', 'sid', 'video_sid')
+>>> DECODERS.names()  # doctest: +NORMALIZE_WHITESPACE
+('encoder_inversion', 'feature_ridge', 'flig', 'improved_sid', 'monkeysee', 'ridge', 'sid',
+ 'video_sid')
 >>> ENCODERS.names(), ENCODERS.get("ln").__name__
 (('cnn', 'flig', 'ln', 'pretrained_core'), 'LNEncoder')
 """
