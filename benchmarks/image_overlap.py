@@ -82,6 +82,19 @@ def in_other_sessions(hashes: dict[str, list[str]], session: str) -> set[str]:
     return set(hashes[session]) & others
 
 
+def count_in(own: list[str], pool: set[str], keep: np.ndarray | None = None) -> int:
+    """How many of the hashes ``own`` (only those where ``keep`` is true, if given) are in
+    ``pool``.
+
+    Examples
+    --------
+    >>> count_in(["a", "b", "a"], {"a"}), count_in(["a", "b", "a"], {"a"}, np.array([1, 1, 0]))
+    (2, 1)
+    """
+    kept = own if keep is None else [h for h, k in zip(own, keep, strict=True) if k]
+    return sum(h in pool for h in kept)
+
+
 def session_images(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each V4 session's distinct stimuli and a mask of its test stimuli."""
     sessions = sorted(
@@ -109,16 +122,16 @@ def overlap(root: Path, prior_root: Path, prior_images: int, threshold: float, s
     )
     pool = grey_thumbnails(photographs)
     doc: dict = {"sessions": {}}
+    shown = {name: set(theirs) for name, theirs in hashes.items()}
+    elsewhere = {name: in_other_sessions(hashes, name) for name in hashes}
     for session, (images, test) in sessions.items():
         own = hashes[session]
         shared = {
             other: {
-                "images": int(sum(h in set(theirs) for h in own)),
-                "test_images": int(
-                    sum(h in set(theirs) for h, t in zip(own, test, strict=True) if t)
-                ),
+                "images": count_in(own, shown[other]),
+                "test_images": count_in(own, theirs, test),
             }
-            for other, theirs in hashes.items()
+            for other, theirs in shown.items()
             if other != session
         }
         nearest = nearest_correlation(grey_thumbnails(images), pool)
@@ -127,9 +140,7 @@ def overlap(root: Path, prior_root: Path, prior_images: int, threshold: float, s
             "images": len(own),
             "test_images": int(test.sum()),
             "distinct_hashes": len(set(own)),
-            "test_images_with_a_training_copy": int(
-                sum(h in training for h, t in zip(own, test, strict=True) if t)
-            ),
+            "test_images_with_a_training_copy": count_in(own, training, test),
             "shared_with": {k: v for k, v in shared.items() if v["images"]},
             "caltech_near_duplicates": int((nearest > threshold).sum()),
             "caltech_largest_r": float(nearest.max()),
@@ -139,18 +150,9 @@ def overlap(root: Path, prior_root: Path, prior_images: int, threshold: float, s
         "sessions": len(sessions),
         "images": sum(e["images"] for e in entries),
         "distinct_images_over_sessions": len({h for hs in hashes.values() for h in hs}),
-        "images_shared_with_another_session": sum(
-            len(in_other_sessions(hashes, s)) for s in hashes
-        ),
+        "images_shared_with_another_session": sum(len(found) for found in elsewhere.values()),
         "test_images_shared_with_another_session": sum(
-            int(
-                sum(
-                    h in in_other_sessions(hashes, s)
-                    for h, t in zip(hashes[s], test, strict=True)
-                    if t
-                )
-            )
-            for s, (_, test) in sessions.items()
+            count_in(hashes[s], elsewhere[s], test) for s, (_, test) in sessions.items()
         ),
         "test_images_with_a_training_copy": sum(
             e["test_images_with_a_training_copy"] for e in entries

@@ -383,11 +383,10 @@ def train_and_score(
     elif name == "inversion":
         start = time.perf_counter()
         options = dict(args.feature_option) | dict(args.inversion_option)
-        with tempfile.TemporaryDirectory(prefix="inversion_encoder_") as folder:
-            encoder = train_encoder(dm, args, Path(folder))
-            model = EncoderInversionDecoder(
-                dm.n_inputs, dm.image_shape, prior=str(args.prior), encoder=str(encoder), **options
-            )
+        encoder = train_encoder(dm, args, Path(scratch.name))
+        model = EncoderInversionDecoder(
+            dm.n_inputs, dm.image_shape, prior=str(args.prior), encoder=str(encoder), **options
+        )
         encoder_seconds = time.perf_counter() - start
         epochs = 1
     elif name == "mei":
@@ -425,6 +424,19 @@ def train_and_score(
     return metrics, setup
 
 
+def add_model_option(parser: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """A repeatable ``flag KEY=VALUE`` (`key_value`) that gathers one model's keyword
+    arguments."""
+    parser.add_argument(
+        flag,
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{what} (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -455,31 +467,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--feature-option",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a FeatureDecoder keyword argument, value parsed as YAML (repeatable)",
+    add_model_option(
+        parser, "--feature-option", "a FeatureDecoder keyword argument, value parsed as YAML"
     )
-    parser.add_argument(
+    add_model_option(
+        parser,
         "--inversion-option",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an EncoderInversionDecoder keyword argument (steps, lr, anchor_weight; repeatable)",
+        "an EncoderInversionDecoder keyword argument (steps, lr, anchor_weight)",
     )
     parser.add_argument("--mei-epochs", type=int, default=40, help="MEI decoder epochs")
-    parser.add_argument(
-        "--mei-option",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a MonkeySee keyword argument of the MEI decoder (repeatable)",
-    )
+    add_model_option(parser, "--mei-option", "a MonkeySee keyword argument of the MEI decoder")
     parser.add_argument(
         "--combine",
         type=Path,

@@ -9,7 +9,8 @@ same ridge and generator without the search. It prints one JSON document, ``{"<s
 {"<setting>": {"real": {metric: value}, "seconds": ...}}}``.
 
 Run it with ``python benchmarks/real_data_inversion_grid.py --prior PRIOR.ckpt --sessions
-190923 210225``. Result: ``benchmarks/results/real_data_inversion_validation_grid.json``.
+SESSION``, once per session. Results:
+``benchmarks/results/real_data_inversion_validation_grid_{190923,210225}.json``.
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import nn
+
+from neuralsight.models.encoders.mei import gaussian_blur
 
 PAPER_WINDOW_STARTS_MS = {"V1": 0.0, "V4": 33.0, "IT": 66.0}
 """Start of each area's first window after stimulus onset (MonkeySee's spatiotemporal model)."""
@@ -597,9 +598,7 @@ class MEIReadIn(nn.Module):
             )
         deviation = meis.to(self.maps) - 0.5
         rms = deviation.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-6)
-        energy = TF.gaussian_blur(
-            deviation.pow(2).sum(1, keepdim=True), [2 * math.ceil(3 * blur) + 1] * 2, [blur] * 2
-        )
+        energy = gaussian_blur(deviation.pow(2).sum(1, keepdim=True), blur)
         peak = energy.flatten(1).amax(1).clamp_min(1e-12)
         self.maps.copy_(
             torch.cat([deviation / rms[:, None, None, None], energy / peak[:, None, None, None]], 1)
